@@ -1,0 +1,64 @@
+// The pipeline: recipe -> plan -> base tree -> steps -> outputs (DESIGN.md, "The pipeline").
+#pragma once
+
+#include "core/recipe.hpp"
+#include "core/tree.hpp"
+#include "outputs/output.hpp"
+#include "sources/source.hpp"
+#include "steps/step.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ib {
+
+// A step as the plan runs it: once for all nodes, or once per node when its options use {{node.*}}.
+struct PlannedStep {
+    const StepType* type = nullptr;
+    std::string what; // "step 'files'"
+    Mark mark;
+    bool per_node = false;
+    std::unique_ptr<Step> shared;             // when !per_node
+    std::vector<std::unique_ptr<Step>> nodes; // when per_node: one per recipe node, in order
+    const Step& for_node(size_t node) const { return per_node ? *nodes[node] : *shared; }
+};
+
+struct PlannedOutput {
+    const OutputType* type = nullptr;
+    std::string what;
+    Mark mark;
+    bool per_node = false;
+    std::unique_ptr<Output> shared;
+    std::vector<std::unique_ptr<Output>> nodes;
+};
+
+struct Plan {
+    Recipe recipe;
+    std::unique_ptr<Source> base;
+    std::vector<PlannedStep> steps;
+    std::vector<PlannedOutput> outputs;
+    // Steps [0, shared_prefix) use no node field: they are applied once, into the recipe layer.
+    size_t shared_prefix = 0;
+    Timestamp now;            // mtime of what the build creates
+    std::string epoch_source; // "SOURCE_DATE_EPOCH", "recipe epoch" or "clock"
+    std::vector<std::string> warnings;
+};
+
+// Loads the recipe and checks everything that can be checked before reading the base: every problem
+// is reported at once in one Error (exit code 2). Nothing is written.
+Plan make_plan(const std::string& recipe_file, const Overrides& overrides);
+
+// The plan as text for --dry-run and `validate`: steps x nodes x outputs.
+std::string describe(const Plan& plan, const std::string& out_dir);
+
+struct BuildOptions {
+    std::string out_dir = "out";
+    int threads = 1;
+};
+
+// Runs the plan. Outputs appear in out_dir all together at the end, or not at all.
+void execute(const Plan& plan, const BuildOptions& options);
+
+} // namespace ib

@@ -1,0 +1,257 @@
+#include "ext/archive.hpp"
+
+#include "core/writer_support.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <cstring>
+#include <memory>
+
+namespace ib::archive {
+
+namespace {
+
+struct ReadDeleter {
+    void operator()(struct archive* a) const { archive_read_free(a); }
+};
+struct WriteDeleter {
+    void operator()(struct archive* a) const { archive_write_free(a); }
+};
+struct EntryDeleter {
+    void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+
+std::string message(struct archive* a) {
+    const char* s = archive_error_string(a);
+    return s ? s : "unknown libarchive error";
+}
+
+FileType type_of(archive_entry* e) {
+    switch (archive_entry_filetype(e)) {
+    case AE_IFDIR: return FileType::Directory;
+    case AE_IFLNK: return FileType::Symlink;
+    case AE_IFCHR: return FileType::CharDevice;
+    case AE_IFBLK: return FileType::BlockDevice;
+    case AE_IFIFO: return FileType::Fifo;
+    case AE_IFSOCK: return FileType::Socket;
+    default: return FileType::Regular;
+    }
+}
+
+unsigned int ae_type(FileType t) {
+    switch (t) {
+    case FileType::Directory: return AE_IFDIR;
+    case FileType::Symlink: return AE_IFLNK;
+    case FileType::CharDevice: return AE_IFCHR;
+    case FileType::BlockDevice: return AE_IFBLK;
+    case FileType::Fifo: return AE_IFIFO;
+    case FileType::Socket: return AE_IFSOCK;
+    default: return AE_IFREG;
+    }
+}
+
+} // namespace
+
+Result<void> read_tarball(const std::string& file, Tree& tree) {
+    std::unique_ptr<struct archive, ReadDeleter> a(archive_read_new());
+    archive_read_support_filter_all(a.get());
+    archive_read_support_format_all(a.get());
+    if (archive_read_open_filename(a.get(), file.c_str(), 1 << 20) != ARCHIVE_OK)
+        return fail("cannot open tarball '" + file + "': " + message(a.get()));
+    std::shared_ptr<Spool> spool;
+    try {
+        spool = Spool::create();
+        archive_entry* ae = nullptr;
+        size_t count = 0;
+        while (true) {
+            check_interrupted();
+            int r = archive_read_next_header(a.get(), &ae);
+            if (r == ARCHIVE_EOF) break;
+            if (r < ARCHIVE_WARN)
+                return fail("tarball '" + file + "': " + message(a.get()) + " (after " + std::to_string(count) + " members)");
+            ++count;
+            const char* name = archive_entry_pathname(ae);
+            if (!name) return fail("tarball '" + file + "': member " + std::to_string(count) + " has no usable name");
+            std::string p = path::normalise(name);
+
+            Entry e;
+            e.type = type_of(ae);
+            e.perm = archive_entry_perm(ae) & 07777;
+            e.uid = static_cast<uint32_t>(archive_entry_uid(ae));
+            e.gid = static_cast<uint32_t>(archive_entry_gid(ae));
+            e.mtime = {archive_entry_mtime(ae), static_cast<uint32_t>(archive_entry_mtime_nsec(ae))};
+            const char* xname = nullptr;
+            const void* xvalue = nullptr;
+            size_t xsize = 0;
+            archive_entry_xattr_reset(ae);
+            while (archive_entry_xattr_next(ae, &xname, &xvalue, &xsize) == ARCHIVE_OK)
+                e.xattrs[xname] = std::string(static_cast<const char*>(xvalue), xsize);
+
+            if (const char* hard = archive_entry_hardlink(ae)) {
+                std::string target = path::normalise(hard);
+                if (!tree.get(target))
+                    return fail("tarball '" + file + "': '" + p + "' is a hardlink to '" + target +
+                                "', which comes later or not at all");
+                tree.link(p, target);
+                continue;
+            }
+            switch (e.type) {
+            case FileType::Symlink: {
+                const char* target = archive_entry_symlink(ae);
+                e.link = target ? target : "";
+                break;
+            }
+            case FileType::CharDevice:
+            case FileType::BlockDevice:
+                e.rdev_major = static_cast<uint32_t>(archive_entry_rdevmajor(ae));
+                e.rdev_minor = static_cast<uint32_t>(archive_entry_rdevminor(ae));
+                break;
+            case FileType::Regular: {
+                spool->begin();
+                const void* buf = nullptr;
+                size_t len = 0;
+                la_int64_t offset = 0;
+                while ((r = archive_read_data_block(a.get(), &buf, &len, &offset)) == ARCHIVE_OK) {
+                    check_interrupted();
+                    spool->add(static_cast<uint64_t>(offset), static_cast<const char*>(buf), len);
+                }
+                if (r != ARCHIVE_EOF)
+                    return fail("tarball '" + file + "': reading '" + p + "': " + message(a.get()));
+                uint64_t size = archive_entry_size_is_set(ae) ? static_cast<uint64_t>(archive_entry_size(ae)) : 0;
+                e.content = spool->finish(size);
+                break;
+            }
+            default: break;
+            }
+            if (p == "/") {
+                if (e.type == FileType::Directory) tree.put("/", std::move(e));
+                continue;
+            }
+            tree.put(p, std::move(e));
+        }
+        if (count == 0) return fail("tarball '" + file + "' holds no members (is it a tarball?)");
+    } catch (const Error& err) {
+        return fail("tarball '" + file + "': " + err.what());
+    }
+    return {};
+}
+
+Result<TarOptions::Compression> compression_for(const std::string& f) {
+    auto ends = [&f](const char* s) {
+        size_t n = std::strlen(s);
+        return f.size() > n && f.compare(f.size() - n, n, s) == 0;
+    };
+    using C = TarOptions::Compression;
+    if (ends(".tar")) return C::None;
+    if (ends(".tar.gz") || ends(".tgz")) return C::Gzip;
+    if (ends(".tar.xz")) return C::Xz;
+    if (ends(".tar.zst")) return C::Zstd;
+    if (ends(".tar.bz2")) return C::Bzip2;
+    return fail("'" + f + "' does not end in .tar, .tar.gz, .tgz, .tar.xz, .tar.zst or .tar.bz2");
+}
+
+Result<void> write_tarball(const Tree& tree, const std::string& file, const TarOptions& options) {
+    std::unique_ptr<struct archive, WriteDeleter> a(archive_write_new());
+    archive_write_set_format_pax_restricted(a.get());
+    int r = ARCHIVE_OK;
+    std::string threads = std::to_string(options.threads);
+    switch (options.compression) {
+    case TarOptions::Compression::None: break;
+    case TarOptions::Compression::Gzip: r = archive_write_add_filter_gzip(a.get()); break;
+    case TarOptions::Compression::Xz:
+        r = archive_write_add_filter_xz(a.get());
+        if (r == ARCHIVE_OK) archive_write_set_filter_option(a.get(), "xz", "threads", threads.c_str());
+        break;
+    case TarOptions::Compression::Zstd:
+        r = archive_write_add_filter_zstd(a.get());
+        break;
+    case TarOptions::Compression::Bzip2: r = archive_write_add_filter_bzip2(a.get()); break;
+    }
+    if (r != ARCHIVE_OK) return fail("cannot set up compression: " + message(a.get()));
+    // Whole 10 KiB records, as GNU tar writes them; no padding surprises for readers.
+    if (archive_write_open_filename(a.get(), file.c_str()) != ARCHIVE_OK)
+        return fail("cannot create '" + file + "': " + message(a.get()));
+
+    HardlinkLeaders leaders(tree);
+    std::unique_ptr<archive_entry, EntryDeleter> ae(archive_entry_new());
+    static const std::vector<char> k_zeros(1 << 20, 0);
+    try {
+        std::string failure;
+        tree.walk([&](const std::string& p, const Entry& stored) {
+            if (!failure.empty()) return;
+            check_interrupted();
+            archive_entry_clear(ae.get());
+            std::string name = p == "/" ? "./" : "." + p;
+            archive_entry_set_pathname(ae.get(), name.c_str());
+            const Entry& e = leaders.object(p, stored);
+            archive_entry_set_perm(ae.get(), e.perm);
+            archive_entry_set_uid(ae.get(), e.uid);
+            archive_entry_set_gid(ae.get(), e.gid);
+            archive_entry_set_mtime(ae.get(), e.mtime.sec, e.mtime.nsec);
+            if (const std::string* leader = leaders.link_to(p, stored)) {
+                std::string target = "." + *leader;
+                archive_entry_set_filetype(ae.get(), ae_type(e.type));
+                archive_entry_set_hardlink(ae.get(), target.c_str());
+                archive_entry_set_size(ae.get(), 0);
+                if (archive_write_header(a.get(), ae.get()) < ARCHIVE_WARN)
+                    failure = "'" + p + "': " + message(a.get());
+                return;
+            }
+            archive_entry_set_filetype(ae.get(), ae_type(e.type));
+            for (const auto& [k, v] : e.xattrs) archive_entry_xattr_add_entry(ae.get(), k.c_str(), v.data(), v.size());
+            if (e.type == FileType::Symlink) archive_entry_set_symlink(ae.get(), e.link.c_str());
+            if (e.type == FileType::CharDevice || e.type == FileType::BlockDevice) {
+                archive_entry_set_rdevmajor(ae.get(), e.rdev_major);
+                archive_entry_set_rdevminor(ae.get(), e.rdev_minor);
+            }
+            std::vector<Extent> extents;
+            if (e.type == FileType::Regular) {
+                archive_entry_set_size(ae.get(), static_cast<la_int64_t>(e.size()));
+                if (e.content) extents = e.content->extents();
+                bool dense = extents.size() == 1 && extents[0].offset == 0 && extents[0].length == e.size();
+                if (!dense && e.size() > 0) {
+                    for (const auto& x : extents)
+                        archive_entry_sparse_add_entry(ae.get(), static_cast<la_int64_t>(x.offset),
+                                                       static_cast<la_int64_t>(x.length));
+                    if (extents.empty()) archive_entry_sparse_add_entry(ae.get(), static_cast<la_int64_t>(e.size()), 0);
+                }
+            }
+            if (archive_write_header(a.get(), ae.get()) < ARCHIVE_WARN) {
+                failure = "'" + p + "': " + message(a.get());
+                return;
+            }
+            if (e.type != FileType::Regular || !e.content) return;
+            // The pax writer takes the whole logical file and skips what its sparse map calls holes.
+            uint64_t pos = 0;
+            auto feed = [&](const char* data, size_t len) {
+                while (len > 0 && failure.empty()) {
+                    la_ssize_t n = archive_write_data(a.get(), data, len);
+                    if (n < 0) {
+                        failure = "'" + p + "': " + message(a.get());
+                        return;
+                    }
+                    data += n;
+                    len -= static_cast<size_t>(n);
+                    pos += static_cast<uint64_t>(n);
+                }
+            };
+            auto zeros_to = [&](uint64_t end) {
+                while (pos < end && failure.empty())
+                    feed(k_zeros.data(), static_cast<size_t>(std::min<uint64_t>(k_zeros.size(), end - pos)));
+            };
+            e.content->for_each_chunk([&](uint64_t offset, const char* data, size_t len) {
+                zeros_to(offset);
+                feed(data, len);
+            });
+            zeros_to(e.size());
+        });
+        if (!failure.empty()) return fail("writing '" + file + "': " + failure);
+    } catch (const Error& err) {
+        return fail("writing '" + file + "': " + err.what());
+    }
+    if (archive_write_close(a.get()) != ARCHIVE_OK) return fail("closing '" + file + "': " + message(a.get()));
+    return {};
+}
+
+} // namespace ib::archive

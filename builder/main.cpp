@@ -1,0 +1,111 @@
+// imgbuild: the command line. Parses arguments (CLI11), runs the pipeline, maps errors to exit codes.
+#include "core/build.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <clocale>
+#include <iostream>
+#include <thread>
+
+#ifndef IMGBUILD_VERSION
+#define IMGBUILD_VERSION "0.0.0"
+#endif
+
+namespace {
+
+const char* k_footer = R"(Examples:
+  imgbuild recipes/worker.yaml                   build every output of the recipe into ./out
+  imgbuild recipes/worker.yaml --out /srv/build  build into another folder
+  imgbuild recipes/worker.yaml --dry-run         print steps x nodes x outputs, touch nothing
+  imgbuild validate recipes/worker.yaml          check the recipe, report every problem at once
+  imgbuild recipes/worker.yaml --set domain=lab  override a recipe variable
+
+Exit codes: 0 success; 1 the build failed (nothing was left in the output folder);
+            2 bad command line or recipe (nothing was written); 130 interrupted.)";
+
+ib::Overrides parse_sets(const std::vector<std::string>& sets) {
+    ib::Overrides out;
+    for (const auto& s : sets) {
+        auto eq = s.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw ib::Error("--set '" + s + "': expected NAME=VALUE", ib::k_exit_usage);
+        out.emplace_back(s.substr(0, eq), s.substr(eq + 1));
+    }
+    return out;
+}
+
+void print_warnings(const ib::Plan& plan) {
+    for (const auto& w : plan.warnings) std::cerr << w << '\n';
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::setlocale(LC_ALL, "C.UTF-8"); // archive member names are UTF-8 bytes, whatever the caller's locale
+
+    CLI::App app{"imgbuild: OS images, netboot trees and NFS roots for Raspberry Pi and Debian clusters, from one recipe"};
+    app.footer(k_footer);
+    app.set_version_flag("--version", std::string("imgbuild ") + IMGBUILD_VERSION);
+
+    std::string recipe;
+    std::string out_dir = "out";
+    std::vector<std::string> sets;
+    bool dry_run = false;
+    int verbose = 0;
+    bool quiet = false;
+    app.add_option("recipe", recipe, "the recipe to build (YAML)");
+    app.add_option("-o,--out", out_dir, "output folder (default: ./out)");
+    app.add_option("--set", sets, "override a recipe variable: NAME=VALUE (repeatable)");
+    app.add_flag("-n,--dry-run", dry_run, "print the plan (steps x nodes x outputs) and touch nothing");
+    app.add_flag("-v,--verbose", verbose, "say more (layers, every step per node)");
+    app.add_flag("-q,--quiet", quiet, "only warnings and errors");
+
+    auto* validate = app.add_subcommand("validate", "check a recipe and everything it names; write nothing");
+    std::string validate_recipe;
+    validate->add_option("recipe", validate_recipe, "the recipe to check")->required();
+    validate->fallthrough();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e);
+        return code == 0 ? 0 : ib::k_exit_usage;
+    }
+
+    ib::log::set_level(quiet ? ib::log::Level::Quiet : verbose ? ib::log::Level::Verbose : ib::log::Level::Normal);
+    ib::install_interrupt_handlers();
+    try {
+        ib::Overrides overrides = parse_sets(sets);
+        if (validate->parsed()) {
+            ib::Plan plan = ib::make_plan(validate_recipe, overrides);
+            print_warnings(plan);
+            if (verbose) std::cout << ib::describe(plan, out_dir);
+            std::cout << validate_recipe << ": ok (" << plan.steps.size() << " steps, " << plan.recipe.nodes.size()
+                      << " nodes, " << plan.outputs.size() << " outputs)\n";
+            return ib::k_exit_ok;
+        }
+        if (recipe.empty()) {
+            std::cerr << app.help() << "\nimgbuild: give a recipe to build, e.g. imgbuild recipes/worker.yaml\n";
+            return ib::k_exit_usage;
+        }
+        ib::Plan plan = ib::make_plan(recipe, overrides);
+        print_warnings(plan);
+        if (dry_run) {
+            std::cout << ib::describe(plan, out_dir);
+            return ib::k_exit_ok;
+        }
+        ib::BuildOptions options;
+        options.out_dir = out_dir;
+        options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        ib::execute(plan, options);
+        return ib::k_exit_ok;
+    } catch (const ib::Error& e) {
+        std::cerr << "imgbuild: " << (e.exit_code() == ib::k_exit_usage ? "" : "error: ") << e.what() << '\n';
+        return e.exit_code();
+    } catch (const std::exception& e) {
+        std::cerr << "imgbuild: internal error: " << e.what() << '\n';
+        return ib::k_exit_build_failed;
+    }
+}

@@ -1,0 +1,56 @@
+// Outputs: what a build leaves in the output folder, one file each, listed in one table
+// (outputs/table.cpp). Each writes the final Tree once, to a temporary path the pipeline gives it;
+// the pipeline renames every output into place only when all of them succeeded.
+#pragma once
+
+#include "core/diag.hpp"
+#include "core/doc.hpp"
+#include "core/tree.hpp"
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace ib {
+
+struct OutputParseEnv {
+    Diagnostics& diag;
+    std::string what;
+    Mark mark;
+};
+
+struct OutputWriteEnv {
+    int threads = 1;
+};
+
+class Output {
+public:
+    virtual ~Output() = default;
+    virtual std::string describe() const = 0;
+    // Where the output goes, relative to the output folder (validated: no "..", not absolute).
+    const std::string& path() const { return m_path; }
+    // True when the output is a folder rather than a file.
+    virtual bool is_dir() const { return false; }
+    // Writes `tree` to `temp` (which does not exist yet). Throws Error.
+    virtual void write(const Tree& tree, const std::string& temp, const OutputWriteEnv& env) const = 0;
+    // Checks that can only be made once the tree is known, before anything is written (permissions).
+    virtual void check(const Tree&) const {}
+
+protected:
+    std::string m_path;
+};
+
+struct OutputType {
+    std::string_view name;
+    std::string_view summary;
+    std::unique_ptr<Output> (*parse)(const Doc& options, OutputParseEnv& env);
+};
+
+std::span<const OutputType> output_types();
+const OutputType* find_output_type(std::string_view name);
+
+// Reads and checks the `path` option every output has.
+std::optional<std::string> output_path(MapReader& m, const Doc& options, OutputParseEnv& env);
+
+} // namespace ib

@@ -1,0 +1,56 @@
+// Small builders for unit tests: trees in memory, recipes from text.
+#pragma once
+
+#include "core/tree.hpp"
+
+#include <string>
+
+namespace ib::test {
+
+inline Entry dir(uint32_t perm = 0755) { return Entry::directory(perm, {}); }
+inline Entry file(const std::string& data, uint32_t perm = 0644) { return Entry::file(make_blob(data), perm, {}); }
+inline Entry link(const std::string& target) { return Entry::symlink(target, {}); }
+
+// "path type" lines of the whole tree, in walk order: a compact listing to compare against.
+inline std::string listing(const Tree& tree) {
+    std::string s;
+    tree.walk([&](const std::string& p, const Entry& e) {
+        s += p + " " + std::string(type_name(e.type));
+        if (e.type == FileType::Symlink || e.type == FileType::Hardlink) s += " -> " + e.link;
+        s += "\n";
+    });
+    return s;
+}
+
+} // namespace ib::test
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+namespace ib::test {
+
+// A temporary folder removed at the end of the test; files are written into it by name.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "imgbuild-test-XXXXXX").string();
+        m_path = ::mkdtemp(tmpl.data());
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(m_path, ec);
+    }
+    const std::string& path() const { return m_path; }
+    std::string write(const std::string& name, const std::string& text) const {
+        std::string p = m_path + "/" + name;
+        std::filesystem::create_directories(std::filesystem::path(p).parent_path());
+        std::ofstream(p, std::ios::binary) << text;
+        return p;
+    }
+
+private:
+    std::string m_path;
+};
+
+} // namespace ib::test

@@ -1,0 +1,194 @@
+#include "core/build.hpp"
+#include "core/error.hpp"
+#include "core/template.hpp"
+#include "helpers.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace ib;
+using namespace ib::test;
+
+namespace {
+
+// The recipe's error message, "" when it is valid. Paths in messages are relative to `dir`.
+std::string errors_of(const TempDir& dir, const std::string& name, const Overrides& overrides = {}) {
+    std::string cwd = std::filesystem::current_path();
+    std::filesystem::current_path(dir.path());
+    std::string out;
+    try {
+        make_plan(name, overrides);
+    } catch (const Error& e) {
+        CHECK(e.exit_code() == k_exit_usage);
+        out = e.what();
+    }
+    std::filesystem::current_path(cwd);
+    return out;
+}
+
+Plan plan_of(const TempDir& dir, const std::string& name, const Overrides& overrides = {}) {
+    std::string cwd = std::filesystem::current_path();
+    std::filesystem::current_path(dir.path());
+    try {
+        Plan p = make_plan(name, overrides);
+        std::filesystem::current_path(cwd);
+        return p;
+    } catch (...) {
+        std::filesystem::current_path(cwd);
+        throw;
+    }
+}
+
+} // namespace
+
+TEST_CASE("every recipe mistake is reported at once, with file:line:col", "[recipe]") {
+    TempDir d;
+    d.write("base/etc/hostname", "x\n");
+    d.write("r.yaml", R"(base: {dir: base}
+stesp: []
+vars:
+  domain: lan
+nodes:
+  - {name: w1, mac: "b8:27:eb:00:00:01"}
+  - {name: w2, mac: "b8:27:eb:zz:00:01"}
+  - {name: Bad_Name}
+steps:
+  - hostnam: w1
+  - files: {content: "x", dest: etc/x, mode: 0999}
+  - hostname: {name: "{{node.name}}", domain: "{{domian}}"}
+outputs:
+  - tar: {path: ../escape.tar}
+  - zip: {path: x.zip}
+)");
+    CHECK(errors_of(d, "r.yaml") ==
+          "r.yaml:2:1: recipe: unknown key 'stesp' (did you mean 'steps'?)\n"
+          "r.yaml:7:21: node 'w2': mac 'b8:27:eb:zz:00:01' contains 'z', not a hex digit\n"
+          "r.yaml:8:12: node 'Bad_Name': name 'Bad_Name' contains 'B' (only a-z, 0-9, '-' and '.' are allowed)\n"
+          "r.yaml:10:5: unknown step type 'hostnam' (did you mean 'hostname'?); step types: delete, files, hostname\n"
+          "r.yaml:11:33: step 'files': dest 'etc/x' must be an absolute path in the image\n"
+          "r.yaml:11:46: step 'files': 'mode' must be an octal mode such as 0644, found '0999'\n"
+          "r.yaml:12:47: template '{{domian}}': unknown variable 'domian' (did you mean 'domain'?)\n"
+          "r.yaml:14:17: output 'tar': path '../escape.tar' must stay inside the output folder (no '..')\n"
+          "r.yaml:15:5: unknown output type 'zip' (did you mean 'dir'?); output types: dir, tar");
+}
+
+TEST_CASE("wrong types and missing keys", "[recipe]") {
+    TempDir d;
+    d.write("r.yaml", R"(base: {}
+nodes: {a: 1}
+steps:
+  - files: {src: nowhere, dest: /x}
+  - delete: {paths: [], must_exist: maybe}
+outputs: {}
+)");
+    CHECK(errors_of(d, "r.yaml") ==
+          "r.yaml:1:7: base: needs one of 'tarball', 'dir'\n"
+          "r.yaml:2:8: recipe: 'nodes' must be a list of nodes, found a map\n"
+          "r.yaml:4:18: step 'files': src 'nowhere': No such file or directory\n"
+          "r.yaml:5:13: step 'delete': needs at least one path\n"
+          "r.yaml:5:37: step 'delete': 'must_exist' must be true or false, found 'maybe'\n"
+          "r.yaml:6:10: recipe: 'outputs' must be a list, found a map");
+}
+
+TEST_CASE("YAML syntax errors and missing files name the place", "[recipe]") {
+    TempDir d;
+    d.write("bad.yaml", "base: {dir: .}\nsteps: [\n");
+    CHECK_THAT(errors_of(d, "bad.yaml"), Catch::StartsWith("bad.yaml:3:1: YAML syntax:"));
+    CHECK_THAT(errors_of(d, "missing.yaml"), Catch::Contains("cannot read recipe 'missing.yaml': No such file"));
+    d.write("dup.yaml", "base: {dir: .}\nbase: {dir: .}\noutputs: [{tar: {path: a.tar}}]\n");
+    CHECK(errors_of(d, "dup.yaml") == "dup.yaml:2:1: duplicate key 'base'");
+}
+
+TEST_CASE("extends: steps append, vars merge, other keys replace; paths stay relative to their file", "[recipe]") {
+    TempDir d;
+    d.write("common/files/motd", "hi\n");
+    d.write("base/etc/hostname", "x\n");
+    d.write("common/common.yaml", R"(vars: {domain: lan, role: any}
+base: {dir: ../base}
+steps:
+  - files: {src: files/motd, dest: /etc/motd}
+outputs:
+  - tar: {path: common.tar}
+)");
+    d.write("worker.yaml", R"(extends: common/common.yaml
+vars: {role: worker}
+nodes: [{name: w1}, {name: w2}]
+steps:
+  - hostname: {name: "{{node.name}}", domain: "{{domain}}"}
+outputs:
+  - tar: {path: "{{role}}-{{node.name}}.tar"}
+)");
+    Plan p = plan_of(d, "worker.yaml");
+    REQUIRE(p.steps.size() == 2);
+    CHECK(p.steps[0].mark.str() == "common/common.yaml:4:5");
+    CHECK(p.steps[0].shared->describe() == "copy common/files/motd to /etc/motd");
+    CHECK(p.steps[1].per_node);
+    CHECK(p.steps[1].nodes[1]->describe() == "set hostname to 'w2' in domain 'lan'");
+    CHECK(p.shared_prefix == 1);
+    REQUIRE(p.outputs.size() == 1);
+    CHECK(p.outputs[0].nodes[0]->path() == "worker-w1.tar");
+    CHECK(p.recipe.vars.at("domain") == "lan");
+}
+
+TEST_CASE("extends refuses cycles", "[recipe]") {
+    TempDir d;
+    d.write("a.yaml", "extends: b.yaml\n");
+    d.write("b.yaml", "extends: a.yaml\n");
+    CHECK_THAT(errors_of(d, "a.yaml"), Catch::Contains("b.yaml:1:10: recipe 'a.yaml' extends itself"));
+}
+
+TEST_CASE("--set overrides vars, and vars may use vars", "[recipe][template]") {
+    TempDir d;
+    d.write("base/x", "");
+    d.write("r.yaml", R"(vars: {domain: lan, fqdn: "node.{{domain}}"}
+base: {dir: base}
+outputs: [{tar: {path: "{{fqdn}}.tar"}}]
+)");
+    CHECK(plan_of(d, "r.yaml").outputs[0].shared->path() == "node.lan.tar");
+    CHECK(plan_of(d, "r.yaml", {{"domain", "lab"}}).outputs[0].shared->path() == "node.lab.tar");
+    d.write("loop.yaml", R"(vars: {a: "{{b}}", b: "{{a}}"}
+base: {dir: base}
+outputs: [{tar: {path: x.tar}}]
+)");
+    CHECK_THAT(errors_of(d, "loop.yaml"), Catch::Contains("refers to itself"));
+}
+
+TEST_CASE("node fields need nodes; outputs per node need distinct paths", "[recipe]") {
+    TempDir d;
+    d.write("base/x", "");
+    d.write("r.yaml", R"(base: {dir: base}
+steps:
+  - hostname: "{{node.name}}"
+outputs: [{tar: {path: x.tar}}]
+)");
+    CHECK(errors_of(d, "r.yaml") == "r.yaml:3:15: template '{{node.name}}' needs a node, but the recipe lists no nodes");
+    d.write("s.yaml", R"(base: {dir: base}
+nodes: [{name: a, ip: 10.0.0.1/24}, {name: b, ip: 10.0.0.1/24}]
+outputs:
+  - tar: {path: "x-{{node.ip}}.tar"}
+  - tar: {path: "y.tar"}
+  - dir: {path: "y.tar"}
+)");
+    CHECK(errors_of(d, "s.yaml") ==
+          "s.yaml:2:51: node 'b': ip '10.0.0.1/24' is already used by node 'a'\n"
+          "s.yaml:6:5: output 'dir': path 'y.tar' is already written by the output at s.yaml:5:5");
+}
+
+TEST_CASE("templates", "[template]") {
+    Diagnostics diag;
+    std::map<std::string, std::string> vars{{"domain", "lan"}}, node{{"name", "w1"}, {"ip", "10.0.0.1"}};
+    Scope scope{&vars, &node, ""};
+    CHECK(render("{{node.name}}.{{ domain }}", scope, diag, {}) == "w1.lan");
+    CHECK(render("literal {{ '{{' }} braces }}", scope, diag, {}) == "literal {{ braces }}");
+    CHECK_FALSE(render("{{node.nmae}}", scope, diag, {}));
+    CHECK_FALSE(render("{{ unclosed", scope, diag, {}));
+    CHECK_FALSE(render("{{ a b }}", scope, diag, {}));
+    CHECK(diag.error_count() == 3);
+    CHECK_THROWS_WITH(diag.checkpoint(), Catch::Contains("node has no field 'nmae' (did you mean 'node.name'?)"));
+    CHECK(uses_node("x {{ node.ip }}"));
+    CHECK_FALSE(uses_node("x {{ ip }}"));
+}
+
+TEST_CASE("did you mean", "[diag]") {
+    CHECK(closest("stesp", {"steps", "nodes", "vars"}) == "steps");
+    CHECK(closest("zzzzzz", {"steps", "nodes"}).empty());
+}
