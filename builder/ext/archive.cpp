@@ -158,7 +158,11 @@ Result<void> write_tarball(const Tree& tree, const std::string& file, const TarO
     std::string threads = std::to_string(options.threads);
     switch (options.compression) {
     case TarOptions::Compression::None: break;
-    case TarOptions::Compression::Gzip: r = archive_write_add_filter_gzip(a.get()); break;
+    case TarOptions::Compression::Gzip:
+        r = archive_write_add_filter_gzip(a.get());
+        // gzip stores the time of compression by default: never, for reproducible output.
+        if (r == ARCHIVE_OK) r = archive_write_set_filter_option(a.get(), "gzip", "timestamp", nullptr);
+        break;
     case TarOptions::Compression::Xz:
         r = archive_write_add_filter_xz(a.get());
         if (r == ARCHIVE_OK) archive_write_set_filter_option(a.get(), "xz", "threads", threads.c_str());
@@ -169,7 +173,6 @@ Result<void> write_tarball(const Tree& tree, const std::string& file, const TarO
     case TarOptions::Compression::Bzip2: r = archive_write_add_filter_bzip2(a.get()); break;
     }
     if (r != ARCHIVE_OK) return fail("cannot set up compression: " + message(a.get()));
-    // Whole 10 KiB records, as GNU tar writes them; no padding surprises for readers.
     if (archive_write_open_filename(a.get(), file.c_str()) != ARCHIVE_OK)
         return fail("cannot create '" + file + "': " + message(a.get()));
 

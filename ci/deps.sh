@@ -1,0 +1,27 @@
+# Sourced by ci/*.sh: installs the Debian packages imgbuild needs to build and test, when missing.
+# Only Debian 12 packages; `apt-get update` runs first whenever something has to be installed.
+
+IMGBUILD_BUILD_DEPS=(cmake g++ make pkg-config libarchive-dev libyaml-cpp-dev libcli11-dev catch2 libssl-dev)
+# Tools the tests verify with (nobody here wrote them) and the sample base is made with.
+IMGBUILD_TEST_DEPS=(libarchive-tools attr acl libcap2-bin xz-utils zstd e2fsprogs util-linux debootstrap fakeroot)
+
+imgbuild_install_deps() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Configures and builds into build/ (warnings are errors under CI=true).
+imgbuild_build() {
+  local werror=OFF
+  [ "${CI:-}" = true ] && werror=ON
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMGBUILD_WERROR="$werror" >/dev/null
+  cmake --build build -j "$(nproc)"
+}
