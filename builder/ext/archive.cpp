@@ -1,10 +1,12 @@
 #include "ext/archive.hpp"
 
+#include "core/acl.hpp"
 #include "core/writer_support.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -51,6 +53,47 @@ unsigned int ae_type(FileType t) {
     }
 }
 
+// libarchive's ACL tags and permission bits, mapped to the Linux xattr form the Tree keeps.
+constexpr std::pair<int, uint16_t> k_tags[] = {
+    {ARCHIVE_ENTRY_ACL_USER_OBJ, acl::UserObj}, {ARCHIVE_ENTRY_ACL_USER, acl::User},
+    {ARCHIVE_ENTRY_ACL_GROUP_OBJ, acl::GroupObj}, {ARCHIVE_ENTRY_ACL_GROUP, acl::Group},
+    {ARCHIVE_ENTRY_ACL_MASK, acl::Mask}, {ARCHIVE_ENTRY_ACL_OTHER, acl::Other}};
+
+void read_acls(archive_entry* ae, Entry& e) {
+    for (int type : {ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT}) {
+        if (archive_entry_acl_reset(ae, type) <= 0) continue;
+        std::vector<acl::AclEntry> entries;
+        int got_type = 0, permset = 0, tag = 0, qual = 0;
+        const char* name = nullptr;
+        while (archive_entry_acl_next(ae, type, &got_type, &permset, &tag, &qual, &name) == ARCHIVE_OK) {
+            for (const auto& [la, ours] : k_tags)
+                if (la == tag)
+                    entries.push_back({ours, static_cast<uint16_t>(permset & 7),
+                                       ours == acl::User || ours == acl::Group ? static_cast<uint32_t>(qual) : acl::k_no_id});
+        }
+        if (entries.empty()) continue;
+        bool access = type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS;
+        e.xattrs[access ? acl::k_access : acl::k_default] =
+            acl::encode(entries, access ? std::optional<uint32_t>(e.perm) : std::nullopt);
+    }
+}
+
+// ACL xattrs go into the archive as ACLs, which every tar restores, rather than as raw xattrs.
+bool write_acl(archive_entry* ae, const std::string& name, const std::string& value) {
+    int type = name == acl::k_access ? ARCHIVE_ENTRY_ACL_TYPE_ACCESS
+               : name == acl::k_default ? ARCHIVE_ENTRY_ACL_TYPE_DEFAULT : 0;
+    if (!type) return false;
+    auto entries = acl::decode(value);
+    if (!entries) return false;
+    for (const auto& x : *entries)
+        for (const auto& [la, ours] : k_tags)
+            if (ours == x.tag)
+                archive_entry_acl_add_entry(ae, type, x.perm, la,
+                                            x.tag == acl::User || x.tag == acl::Group ? static_cast<int>(x.id) : -1,
+                                            nullptr);
+    return true;
+}
+
 } // namespace
 
 Result<void> read_tarball(const std::string& file, Tree& tree) {
@@ -81,6 +124,7 @@ Result<void> read_tarball(const std::string& file, Tree& tree) {
             e.uid = static_cast<uint32_t>(archive_entry_uid(ae));
             e.gid = static_cast<uint32_t>(archive_entry_gid(ae));
             e.mtime = {archive_entry_mtime(ae), static_cast<uint32_t>(archive_entry_mtime_nsec(ae))};
+            read_acls(ae, e);
             const char* xname = nullptr;
             const void* xvalue = nullptr;
             size_t xsize = 0;
@@ -153,9 +197,11 @@ Result<TarOptions::Compression> compression_for(const std::string& f) {
 
 Result<void> write_tarball(const Tree& tree, const std::string& file, const TarOptions& options) {
     std::unique_ptr<struct archive, WriteDeleter> a(archive_write_new());
-    archive_write_set_format_pax_restricted(a.get());
+    // Full pax rather than "restricted": restricted drops sub-second mtimes from entries that need
+    // no extended header for anything else, so precision would vary within one archive.
+    archive_write_set_format_pax(a.get());
     int r = ARCHIVE_OK;
-    std::string threads = std::to_string(options.threads);
+    std::string threads = std::to_string(std::max(2, options.threads));
     switch (options.compression) {
     case TarOptions::Compression::None: break;
     case TarOptions::Compression::Gzip:
@@ -165,6 +211,8 @@ Result<void> write_tarball(const Tree& tree, const std::string& file, const TarO
         break;
     case TarOptions::Compression::Xz:
         r = archive_write_add_filter_xz(a.get());
+        // One thread selects liblzma's single-threaded encoder, whose stream differs from the
+        // multi-threaded one's; the latter's bytes do not depend on the thread count. So never one.
         if (r == ARCHIVE_OK) archive_write_set_filter_option(a.get(), "xz", "threads", threads.c_str());
         break;
     case TarOptions::Compression::Zstd:
@@ -202,7 +250,8 @@ Result<void> write_tarball(const Tree& tree, const std::string& file, const TarO
                 return;
             }
             archive_entry_set_filetype(ae.get(), ae_type(e.type));
-            for (const auto& [k, v] : e.xattrs) archive_entry_xattr_add_entry(ae.get(), k.c_str(), v.data(), v.size());
+            for (const auto& [k, v] : e.xattrs)
+                if (!write_acl(ae.get(), k, v)) archive_entry_xattr_add_entry(ae.get(), k.c_str(), v.data(), v.size());
             if (e.type == FileType::Symlink) archive_entry_set_symlink(ae.get(), e.link.c_str());
             if (e.type == FileType::CharDevice || e.type == FileType::BlockDevice) {
                 archive_entry_set_rdevmajor(ae.get(), e.rdev_major);

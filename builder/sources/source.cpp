@@ -11,7 +11,7 @@ namespace ib {
 std::unique_ptr<Source> parse_base(const Doc& base, Diagnostics& diag) {
     MapReader m(base, diag, "base");
     if (!m.valid()) return nullptr;
-    std::string kind = m.one_of({"tarball", "dir"});
+    std::string kind = m.one_of({"image", "tarball", "dir"});
     auto sha256 = m.string("sha256");
     m.finish();
     if (kind.empty()) return nullptr;
@@ -34,9 +34,10 @@ std::unique_ptr<Source> parse_base(const Doc& base, Diagnostics& diag) {
         if (!S_ISDIR(st.st_mode)) diag.error(where.mark(), "base: '" + p + "' is not a folder");
         return make_dir_source(p);
     }
-    if (!S_ISREG(st.st_mode)) diag.error(where.mark(), "base: '" + p + "' is not a file");
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) diag.error(where.mark(), "base: '" + p + "' is not a file");
     std::string pin = sha256.value_or("");
     for (auto& c : pin) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (kind == "image") return make_image_source(p, pin);
     return make_tarball_source(p, pin);
 }
 
