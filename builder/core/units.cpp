@@ -139,6 +139,17 @@ void mask(Tree& tree, const std::string& unit) {
     tree.put(std::string(k_etc) + "/" + unit, Entry::symlink("/dev/null", tree.default_mtime()));
 }
 
+bool unmask(Tree& tree, const std::string& unit) {
+    if (!is_masked(tree, unit)) return false;
+    tree.remove(std::string(k_etc) + "/" + unit);
+    return true;
+}
+
+bool is_masked(const Tree& tree, const std::string& unit) {
+    const Entry* e = tree.find(std::string(k_etc) + "/" + unit, false);
+    return e && e->type == FileType::Symlink && e->link == "/dev/null";
+}
+
 bool is_enabled(const Tree& tree, const std::string& unit) {
     bool found = false;
     if (!tree.get(k_etc)) return false;

@@ -30,6 +30,11 @@ void enable(Tree& tree, const std::string& unit);
 void disable(Tree& tree, const std::string& unit);
 // /etc/systemd/system/UNIT -> /dev/null, after disabling it.
 void mask(Tree& tree, const std::string& unit);
+// Removes the /etc/systemd/system/UNIT -> /dev/null link that mask() made; anything else there (a
+// local unit file, a link to a unit) stays. Returns whether the unit was masked.
+bool unmask(Tree& tree, const std::string& unit);
+// Whether /etc/systemd/system/UNIT is a link to /dev/null.
+bool is_masked(const Tree& tree, const std::string& unit);
 // Whether some .wants/ or .requires/ folder under /etc/systemd/system links to `unit`.
 bool is_enabled(const Tree& tree, const std::string& unit);
 
