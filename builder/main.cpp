@@ -59,12 +59,14 @@ int main(int argc, char** argv) {
     bool dry_run = false;
     int verbose = 0;
     bool quiet = false;
+    bool insecure = false;
     app.add_option("recipe", recipe, "the recipe to build (YAML)");
     app.add_option("-o,--out", out_dir, "output folder (default: ./out)");
     app.add_option("--set", sets, "override a recipe variable: NAME=VALUE (repeatable)")->allow_extra_args(false);
     app.add_flag("-n,--dry-run", dry_run, "print the plan (steps x nodes x outputs) and touch nothing");
     app.add_flag("-v,--verbose", verbose, "say more (layers, every step per node)");
     app.add_flag("-q,--quiet", quiet, "only warnings and errors");
+    app.add_flag("--insecure", insecure, "allow a base URL without a sha256 pin (then downloaded again every build)");
 
     auto* validate = app.add_subcommand("validate", "check a recipe and everything it names; write nothing");
     std::string validate_recipe;
@@ -98,11 +100,13 @@ int main(int argc, char** argv) {
     ib::install_interrupt_handlers();
     try {
         ib::Overrides overrides = parse_sets(sets);
+        ib::SourceOptions source_options;
+        source_options.insecure = insecure;
         if (inspect->parsed()) return ib::cmd_inspect(inspect_image, inspect_json, std::cout);
         if (ls->parsed()) return ib::cmd_ls(ls_spec, ls_recursive, std::cout);
         if (cat->parsed()) return ib::cmd_cat(cat_spec, std::cout);
         if (validate->parsed()) {
-            ib::Plan plan = ib::make_plan(validate_recipe, overrides);
+            ib::Plan plan = ib::make_plan(validate_recipe, overrides, source_options);
             print_warnings(plan);
             if (verbose) std::cout << ib::describe(plan, out_dir);
             std::cout << validate_recipe << ": ok (" << plan.steps.size() << " steps, " << plan.recipe.nodes.size()
@@ -113,7 +117,7 @@ int main(int argc, char** argv) {
             std::cerr << app.help() << "\nimgbuild: give a recipe to build, e.g. imgbuild recipes/worker.yaml\n";
             return ib::k_exit_usage;
         }
-        ib::Plan plan = ib::make_plan(recipe, overrides);
+        ib::Plan plan = ib::make_plan(recipe, overrides, source_options);
         print_warnings(plan);
         if (dry_run) {
             std::cout << ib::describe(plan, out_dir);

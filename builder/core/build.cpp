@@ -37,10 +37,13 @@ std::vector<std::string> type_names(const TypeList& types) {
     return out;
 }
 
-std::string joined(const std::vector<std::string>& names) {
+// " (did you mean 'x'?)" when a name is close, else the whole list to choose from.
+std::string suggestion(const std::string& word, const std::vector<std::string>& names) {
+    std::string close = did_you_mean(word, names);
+    if (!close.empty()) return close;
     std::string s;
     for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
-    return s;
+    return "; known types: " + s;
 }
 
 // Parses `item` once for all nodes or once per node; `Parse` is the type's parse function.
@@ -96,7 +99,7 @@ Timestamp choose_epoch(const Recipe& r, std::string& source, Diagnostics& diag) 
 
 } // namespace
 
-Plan make_plan(const std::string& recipe_file, const Overrides& overrides) {
+Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const SourceOptions& source_options) {
     Diagnostics diag;
     Plan plan;
     plan.recipe = load_recipe(recipe_file, overrides, diag);
@@ -105,7 +108,7 @@ Plan make_plan(const std::string& recipe_file, const Overrides& overrides) {
 
     if (!r.base.is_null()) {
         Scope scope{&r.vars, nullptr, "the base is shared by all nodes"};
-        plan.base = parse_base(render(r.base, scope, diag), diag);
+        plan.base = parse_base(render(r.base, scope, diag), diag, source_options);
     }
 
     bool prefix = true;
@@ -114,8 +117,7 @@ Plan make_plan(const std::string& recipe_file, const Overrides& overrides) {
         if (!t) continue;
         const StepType* type = find_step_type(t->type);
         if (!type) {
-            diag.error(t->type_mark, "unknown step type '" + t->type + "'" + did_you_mean(t->type, type_names(step_types())) +
-                                         "; step types: " + joined(type_names(step_types())));
+            diag.error(t->type_mark, "unknown step type '" + t->type + "'" + suggestion(t->type, type_names(step_types())));
             continue;
         }
         PlannedStep ps;
@@ -131,9 +133,7 @@ Plan make_plan(const std::string& recipe_file, const Overrides& overrides) {
         if (!t) continue;
         const OutputType* type = find_output_type(t->type);
         if (!type) {
-            diag.error(t->type_mark, "unknown output type '" + t->type + "'" +
-                                         did_you_mean(t->type, type_names(output_types())) +
-                                         "; output types: " + joined(type_names(output_types())));
+            diag.error(t->type_mark, "unknown output type '" + t->type + "'" + suggestion(t->type, type_names(output_types())));
             continue;
         }
         PlannedOutput po;

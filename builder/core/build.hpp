@@ -47,8 +47,8 @@ struct Plan {
 };
 
 // Loads the recipe and checks everything that can be checked before reading the base: every problem
-// is reported at once in one Error (exit code 2). Nothing is written.
-Plan make_plan(const std::string& recipe_file, const Overrides& overrides);
+// is reported at once in one Error (exit code 2). Nothing is written. `source_options` go to parse_base.
+Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const SourceOptions& source_options = {});
 
 // The plan as text for --dry-run and `validate`: steps x nodes x outputs.
 std::string describe(const Plan& plan, const std::string& out_dir);

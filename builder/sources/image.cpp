@@ -58,7 +58,7 @@ DiskImage open_disk_image(const std::string& file, const std::string& sha256) {
         log::detail(buf + (result.member.empty() ? std::string() : " from zip member '" + result.member + "'"));
     });
     log::detail("image: using " + decoded);
-    return DiskImage::open(decoded);
+    return DiskImage::open(decoded, file);
 }
 
 std::unique_ptr<Source> make_image_source(std::string file, std::string sha256) {
