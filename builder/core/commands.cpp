@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "sources/source.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 namespace ib {
@@ -82,7 +83,21 @@ int cmd_cat(const std::string& spec, std::ostream& out) {
     const Entry* e = tree.find(p);
     if (!e) throw Error("'" + p + "' does not exist in '" + image + "'");
     if (e->type != FileType::Regular) throw Error("'" + p + "' is a " + std::string(type_name(e->type)) + ", not a file");
-    if (e->content) e->content->for_each_chunk([&](uint64_t, const char* data, size_t len) { out.write(data, static_cast<std::streamsize>(len)); });
+    // Chunks come with their offsets; holes between them are zeros on the way out.
+    uint64_t pos = 0;
+    static const std::string k_zeros(1 << 16, '\0');
+    auto zeros_to = [&](uint64_t end) {
+        for (; pos < end; pos += std::min<uint64_t>(k_zeros.size(), end - pos))
+            out.write(k_zeros.data(), static_cast<std::streamsize>(std::min<uint64_t>(k_zeros.size(), end - pos)));
+    };
+    if (e->content) {
+        e->content->for_each_chunk([&](uint64_t offset, const char* data, size_t len) {
+            zeros_to(offset);
+            out.write(data, static_cast<std::streamsize>(len));
+            pos += len;
+        });
+    }
+    zeros_to(e->size());
     return 0;
 }
 

@@ -43,7 +43,7 @@ bool is_extended(uint8_t type) { return type == 0x05 || type == 0x0f || type == 
 
 void check_inside(const ImageFile& image, const Partition& p) {
     if (p.offset + p.size > image.size())
-        throw Error("image '" + image.path() + "': partition " + std::to_string(p.number) + " ends at byte " +
+        throw Error("image '" + image.name() + "': partition " + std::to_string(p.number) + " ends at byte " +
                     std::to_string(p.offset + p.size) + ", past the end of the image (" + std::to_string(image.size()) +
                     " bytes): truncated image or garbage partition table");
 }
@@ -54,20 +54,20 @@ PartitionTable read_gpt(const ImageFile& image, uint64_t sector) {
     t.sector_size = sector;
     std::string hdr = image.read(sector, 92);
     if (hdr.compare(0, 8, "EFI PART") != 0)
-        throw Error("image '" + image.path() + "': protective MBR but no GPT header at LBA 1");
+        throw Error("image '" + image.name() + "': protective MBR but no GPT header at LBA 1");
     uint32_t hdr_size = le32(hdr, 12);
-    if (hdr_size < 92 || hdr_size > sector) throw Error("image '" + image.path() + "': GPT header size is invalid");
+    if (hdr_size < 92 || hdr_size > sector) throw Error("image '" + image.name() + "': GPT header size is invalid");
     std::string full = image.read(sector, hdr_size);
     uint32_t want = le32(full, 16);
     std::memset(&full[16], 0, 4);
-    if (crc32(full.data(), full.size()) != want) throw Error("image '" + image.path() + "': GPT header checksum mismatch");
+    if (crc32(full.data(), full.size()) != want) throw Error("image '" + image.name() + "': GPT header checksum mismatch");
     t.disk_guid = guid_at(hdr, 56);
     uint64_t entries_lba = le64(hdr, 72);
     uint32_t count = le32(hdr, 80), entry_size = le32(hdr, 84);
-    if (entry_size < 128 || count > 1024) throw Error("image '" + image.path() + "': GPT entry table is invalid");
+    if (entry_size < 128 || count > 1024) throw Error("image '" + image.name() + "': GPT entry table is invalid");
     std::string entries = image.read(entries_lba * sector, static_cast<size_t>(count) * entry_size);
     if (crc32(entries.data(), entries.size()) != le32(hdr, 88))
-        throw Error("image '" + image.path() + "': GPT partition entries checksum mismatch");
+        throw Error("image '" + image.name() + "': GPT partition entries checksum mismatch");
     for (uint32_t i = 0; i < count; ++i) {
         size_t at = static_cast<size_t>(i) * entry_size;
         std::string type = guid_at(entries, at);
@@ -78,7 +78,7 @@ PartitionTable read_gpt(const ImageFile& image, uint64_t sector) {
         p.guid = guid_at(entries, at + 16);
         p.partuuid = p.guid;
         uint64_t first = le64(entries, at + 32), last = le64(entries, at + 40);
-        if (last < first) throw Error("image '" + image.path() + "': GPT partition " + std::to_string(i + 1) + " ends before it starts");
+        if (last < first) throw Error("image '" + image.name() + "': GPT partition " + std::to_string(i + 1) + " ends before it starts");
         p.offset = first * sector;
         p.size = (last - first + 1) * sector;
         for (size_t c = 0; c < 36; ++c) { // UTF-16LE; names are ASCII in practice
@@ -94,9 +94,10 @@ PartitionTable read_gpt(const ImageFile& image, uint64_t sector) {
 
 } // namespace
 
-std::shared_ptr<ImageFile> ImageFile::open(const std::string& path) {
+std::shared_ptr<ImageFile> ImageFile::open(const std::string& path, const std::string& display) {
     std::shared_ptr<ImageFile> f(new ImageFile());
     f->m_path = path;
+    f->m_name = display.empty() ? path : display;
     f->m_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (f->m_fd < 0) throw Error(errno_message("open image '" + path + "'", errno));
     struct stat st {};
@@ -116,7 +117,7 @@ ImageFile::~ImageFile() {
 
 void ImageFile::read(uint64_t offset, void* buf, size_t len) const {
     if (offset + len > m_size)
-        throw Error("image '" + m_path + "': read of " + std::to_string(len) + " bytes at " + std::to_string(offset) +
+        throw Error("image '" + m_name + "': read of " + std::to_string(len) + " bytes at " + std::to_string(offset) +
                     " is past its end (" + std::to_string(m_size) + " bytes): truncated image?");
     char* p = static_cast<char*>(buf);
     while (len > 0) {
@@ -125,7 +126,7 @@ void ImageFile::read(uint64_t offset, void* buf, size_t len) const {
             check_interrupted();
             continue;
         }
-        if (n <= 0) throw Error(errno_message("read image '" + m_path + "'", n < 0 ? errno : EIO));
+        if (n <= 0) throw Error(errno_message("read image '" + m_name + "'", n < 0 ? errno : EIO));
         p += n;
         len -= static_cast<size_t>(n);
         offset += static_cast<uint64_t>(n);
@@ -154,7 +155,7 @@ std::string PartitionTable::disk_id() const {
 
 PartitionTable read_partition_table(const ImageFile& image) {
     PartitionTable t;
-    if (image.size() < 512) throw Error("image '" + image.path() + "' is " + std::to_string(image.size()) + " bytes: too small to be a disk image");
+    if (image.size() < 512) throw Error("image '" + image.name() + "' is " + std::to_string(image.size()) + " bytes: too small to be a disk image");
     std::string mbr = image.read(0, 512);
     if (static_cast<uint8_t>(mbr[510]) != 0x55 || static_cast<uint8_t>(mbr[511]) != 0xAA) return t;
     // A filesystem without a table (a FAT "superfloppy") also ends its first sector in 55 AA.
@@ -172,7 +173,7 @@ PartitionTable read_partition_table(const ImageFile& image) {
         p.bootable = static_cast<uint8_t>(sector[at]) == 0x80;
         uint8_t status = static_cast<uint8_t>(sector[at]);
         if (status != 0 && status != 0x80)
-            throw Error("image '" + image.path() + "': partition entry " + std::to_string(number) +
+            throw Error("image '" + image.name() + "': partition entry " + std::to_string(number) +
                         " has status byte " + std::to_string(status) + ": not a partition table");
         p.mbr_type = static_cast<uint8_t>(sector[at + 4]);
         p.offset = (base + le32(sector, at + 8)) * 512;
@@ -195,7 +196,7 @@ PartitionTable read_partition_table(const ImageFile& image) {
         for (int hops = 0; hops < 128; ++hops) {
             std::string ebr = image.read((ext_start + next) * 512, 512);
             if (static_cast<uint8_t>(ebr[510]) != 0x55 || static_cast<uint8_t>(ebr[511]) != 0xAA)
-                throw Error("image '" + image.path() + "': broken extended partition chain");
+                throw Error("image '" + image.name() + "': broken extended partition chain");
             Partition p = add(ebr, 0, ext_start + next, number++);
             if (p.mbr_type != 0 && p.size != 0) {
                 check_inside(image, p);
@@ -211,7 +212,7 @@ PartitionTable read_partition_table(const ImageFile& image) {
             const Partition &a = t.partitions[i], &b = t.partitions[j];
             if (is_extended(a.mbr_type) || is_extended(b.mbr_type)) continue;
             if (a.offset < b.offset + b.size && b.offset < a.offset + a.size)
-                throw Error("image '" + image.path() + "': partitions " + std::to_string(a.number) + " and " +
+                throw Error("image '" + image.name() + "': partitions " + std::to_string(a.number) + " and " +
                             std::to_string(b.number) + " overlap: garbage partition table");
         }
     return t;

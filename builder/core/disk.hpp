@@ -15,12 +15,14 @@ namespace ib {
 // A read-only host file, read with pread. Shared by everything that reads one image.
 class ImageFile {
 public:
-    static std::shared_ptr<ImageFile> open(const std::string& path);
+    // `display` names the image in messages (the file the user gave, when `path` is a decoded copy).
+    static std::shared_ptr<ImageFile> open(const std::string& path, const std::string& display = "");
     ~ImageFile();
     ImageFile(const ImageFile&) = delete;
     ImageFile& operator=(const ImageFile&) = delete;
 
     const std::string& path() const { return m_path; }
+    const std::string& name() const { return m_name; }
     uint64_t size() const { return m_size; }
     int fd() const { return m_fd; }
     // Reads exactly `len` bytes at `offset`; reading past the end is an Error naming the file.
@@ -30,6 +32,7 @@ public:
 private:
     ImageFile() = default;
     std::string m_path;
+    std::string m_name;
     uint64_t m_size = 0;
     int m_fd = -1;
 };

@@ -212,7 +212,7 @@ std::shared_ptr<Volume> open_volume(const std::shared_ptr<const ImageFile>& imag
     auto v = std::make_shared<Volume>();
     v->image = image;
     v->offset = offset;
-    v->what = "FAT filesystem at byte " + std::to_string(offset) + " of '" + image->path() + "'";
+    v->what = "FAT filesystem at byte " + std::to_string(offset) + " of '" + image->name() + "'";
     uint8_t bs[512];
     if (size < 512) throw Error(v->what + ": partition too small");
     image->read(offset, bs, 512);

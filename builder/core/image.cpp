@@ -77,10 +77,10 @@ std::string human(uint64_t bytes) {
 
 } // namespace
 
-DiskImage DiskImage::open(const std::string& path) {
+DiskImage DiskImage::open(const std::string& path, const std::string& display) {
     DiskImage img;
-    img.m_file = ImageFile::open(path);
-    img.m_info.path = path;
+    img.m_file = ImageFile::open(path, display);
+    img.m_info.path = img.m_file->name();
     img.m_info.size = img.m_file->size();
     img.m_info.table = read_partition_table(*img.m_file);
     std::vector<Partition> parts = img.m_info.table.partitions;
@@ -103,7 +103,7 @@ DiskImage DiskImage::open(const std::string& path) {
         pi.fs = probe_filesystem(*img.m_file, p.offset, p.size);
         if (is_ext(pi.fs)) {
             std::string what = p.number ? "partition " + std::to_string(p.number) : "filesystem";
-            auto fi = ext2::info(*img.m_file, p.offset).value_or_throw("image '" + path + "': " + what);
+            auto fi = ext2::info(*img.m_file, p.offset).value_or_throw("image '" + img.m_info.path + "': " + what);
             pi.fs = fi.type;
             pi.label = fi.label;
             pi.uuid = fi.uuid;

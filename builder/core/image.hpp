@@ -36,7 +36,8 @@ struct ImageInfo {
 class DiskImage {
 public:
     // Opens a plain (decoded) image file and reads its partition table and filesystem headers.
-    static DiskImage open(const std::string& path);
+    // `display` names the image in messages when `path` is a decoded copy in the cache.
+    static DiskImage open(const std::string& path, const std::string& display = "");
 
     // Reads the root filesystem and the boot partition into a new tree (layer "base"). Also fills
     // os, family, boot mount and cmdline of info(), which need the root's own files.

@@ -260,7 +260,7 @@ Result<void> read_tree(const std::shared_ptr<const ImageFile>& image, uint64_t o
                        Tree& tree, const std::string& mount) {
     auto opened = open_fs(*image, offset, what);
     if (!opened) return fail(opened.error());
-    auto fs = std::make_shared<const Fs>(opened.value(), image, what + " of '" + image->path() + "'");
+    auto fs = std::make_shared<const Fs>(opened.value(), image, what + " of '" + image->name() + "'");
     if (ext2fs_has_feature_journal_needs_recovery(fs->get()->super))
         return fail(what + ": the ext4 journal needs recovery (the image was not cleanly unmounted); run "
                            "`e2fsck -fy` on a copy of the image first");

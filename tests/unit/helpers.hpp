@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/tree.hpp"
+#include "ext/sha256.hpp"
 
 #include <string>
 
@@ -17,6 +18,26 @@ inline std::string listing(const Tree& tree) {
     tree.walk([&](const std::string& p, const Entry& e) {
         s += p + " " + std::string(type_name(e.type));
         if (e.type == FileType::Symlink || e.type == FileType::Hardlink) s += " -> " + e.link;
+        s += "\n";
+    });
+    return s;
+}
+
+// Everything an output must keep, one line per entry: type, mode, owner, mtime with nanoseconds, link
+// target, device numbers, xattrs and content hash. Hardlink groups compare by membership: which name
+// holds the content is a writer's choice. `skip` names a path left out (e.g. "/lost+found").
+inline std::string detailed_listing(const Tree& t, const std::string& skip = "") {
+    std::string s;
+    t.walk([&](const std::string& p, const Entry& stored) {
+        if (!skip.empty() && p == skip) return;
+        const Entry& e = stored.type == FileType::Hardlink ? *t.get(stored.link) : stored;
+        bool linked = stored.type == FileType::Hardlink || stored.hardlinked;
+        s += p + (linked ? " (linked) " : " ") + std::string(type_name(e.type)) + " " + std::to_string(e.perm) + " " +
+             std::to_string(e.uid) + ":" + std::to_string(e.gid) + " " + std::to_string(e.mtime.sec) + "." +
+             std::to_string(e.mtime.nsec) + " " + e.link + " " + std::to_string(e.rdev_major) + "," +
+             std::to_string(e.rdev_minor);
+        for (const auto& [k, v] : e.xattrs) s += " " + k + "=" + sha256_hex(v).substr(0, 8);
+        if (e.type == FileType::Regular) s += " " + std::to_string(e.size()) + " " + sha256_hex(read_all(e.content));
         s += "\n";
     });
     return s;

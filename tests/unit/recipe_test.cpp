@@ -63,12 +63,12 @@ outputs:
           "r.yaml:2:1: recipe: unknown key 'stesp' (did you mean 'steps'?)\n"
           "r.yaml:7:21: node 'w2': mac 'b8:27:eb:zz:00:01' contains 'z', not a hex digit\n"
           "r.yaml:8:12: node 'Bad_Name': name 'Bad_Name' contains 'B' (only a-z, 0-9, '-' and '.' are allowed)\n"
-          "r.yaml:10:5: unknown step type 'hostnam' (did you mean 'hostname'?); step types: delete, files, hostname\n"
+          "r.yaml:10:5: unknown step type 'hostnam' (did you mean 'hostname'?)\n"
           "r.yaml:11:33: step 'files': dest 'etc/x' must be an absolute path in the image\n"
           "r.yaml:11:46: step 'files': 'mode' must be an octal mode such as 0644, found '0999'\n"
           "r.yaml:12:47: template '{{domian}}': unknown variable 'domian' (did you mean 'domain'?)\n"
           "r.yaml:14:17: output 'tar': path '../escape.tar' must stay inside the output folder (no '..')\n"
-          "r.yaml:15:5: unknown output type 'zip' (did you mean 'dir'?); output types: dir, tar");
+          "r.yaml:15:5: unknown output type 'zip' (did you mean 'dir'?)");
 }
 
 TEST_CASE("wrong types and missing keys", "[recipe]") {
@@ -81,7 +81,7 @@ steps:
 outputs: {}
 )");
     CHECK(errors_of(d, "r.yaml") ==
-          "r.yaml:1:7: base: needs one of 'tarball', 'dir'\n"
+          "r.yaml:1:7: base: needs one of 'image', 'tarball', 'dir'\n"
           "r.yaml:2:8: recipe: 'nodes' must be a list of nodes, found a map\n"
           "r.yaml:4:18: step 'files': src 'nowhere': No such file or directory\n"
           "r.yaml:5:13: step 'delete': needs at least one path\n"
