@@ -216,8 +216,7 @@ std::string layer_summary(const Tree& tree) {
 void write_output(const Output& out, const Tree& tree, Staging& staging, const OutputWriteEnv& env) {
     out.check(tree);
     auto start = std::chrono::steady_clock::now();
-    std::string temp = staging.temp_for(out.path());
-    out.write(tree, temp, env);
+    out.write(tree, staging, env);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     char buf[64];
     snprintf(buf, sizeof buf, " (%.2f s)", secs);
@@ -229,7 +228,7 @@ void write_output(const Output& out, const Tree& tree, Staging& staging, const O
 void execute(const Plan& plan, const BuildOptions& options) {
     const Recipe& r = plan.recipe;
     StepApplyEnv env{plan.now};
-    OutputWriteEnv out_env{options.threads};
+    OutputWriteEnv out_env{options.threads, plan.now, r.name};
 
     // 1. Base layer, from the source.
     log::info("reading base: " + plan.base->describe());
@@ -263,8 +262,10 @@ void execute(const Plan& plan, const BuildOptions& options) {
             for (size_t i = plan.shared_prefix; i < plan.steps.size(); ++i)
                 apply_step(plan.steps[i], plan.steps[i].for_node(n), node, env, r.nodes[n].name);
             log::detail("node " + r.nodes[n].name + ": " + layer_summary(node));
+            OutputWriteEnv node_env = out_env;
+            node_env.identity = r.name + "/" + r.nodes[n].name;
             for (const auto& po : plan.outputs)
-                if (po.per_node) write_output(*po.nodes[n], node, staging, out_env);
+                if (po.per_node) write_output(*po.nodes[n], node, staging, node_env);
         }
     }
 

@@ -7,6 +7,7 @@
 // writing anything, saying so: a root filled with the builder's uid would boot into a broken system.
 #include "core/error.hpp"
 #include "core/writer_support.hpp"
+#include "core/staging.hpp"
 #include "outputs/output.hpp"
 
 #include <cerrno>
@@ -95,7 +96,8 @@ public:
                         "which keeps owners without root");
     }
 
-    void write(const Tree& tree, const std::string& temp, const OutputWriteEnv&) const override {
+    void write(const Tree& tree, Staging& staging, const OutputWriteEnv&) const override {
+        std::string temp = staging.temp_for(m_path);
         bool is_root = ::geteuid() == 0;
         HardlinkLeaders leaders(tree);
         std::vector<std::pair<std::string, const Entry*>> dirs; // metadata set last, deepest first

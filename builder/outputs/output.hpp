@@ -1,5 +1,5 @@
 // Outputs: what a build leaves in the output folder, one file each, listed in one table
-// (outputs/table.cpp). Each writes the final Tree once, to a temporary path the pipeline gives it;
+// (outputs/table.cpp). Each writes the final Tree once, to temporary paths from the build's Staging;
 // the pipeline renames every output into place only when all of them succeeded.
 #pragma once
 
@@ -22,7 +22,11 @@ struct OutputParseEnv {
 
 struct OutputWriteEnv {
     int threads = 1;
+    Timestamp now;        // the build's time (SOURCE_DATE_EPOCH when set)
+    std::string identity; // "recipe-name" or "recipe-name/node-name": what derived IDs are made from
 };
+
+class Staging;
 
 class Output {
 public:
@@ -32,8 +36,9 @@ public:
     const std::string& path() const { return m_path; }
     // True when the output is a folder rather than a file.
     virtual bool is_dir() const { return false; }
-    // Writes `tree` to `temp` (which does not exist yet). Throws Error.
-    virtual void write(const Tree& tree, const std::string& temp, const OutputWriteEnv& env) const = 0;
+    // Writes `tree` into the files it asks `staging` for (staging.temp_for(path()), and any companion
+    // files such as a .bmap); they are renamed into place after every output succeeded. Throws Error.
+    virtual void write(const Tree& tree, Staging& staging, const OutputWriteEnv& env) const = 0;
     // Checks that can only be made once the tree is known, before anything is written (permissions).
     virtual void check(const Tree&) const {}
 

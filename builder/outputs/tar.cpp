@@ -3,6 +3,7 @@
 //   - tar: {path: worker-rootfs.tar.zst}
 #include "core/error.hpp"
 #include "ext/archive.hpp"
+#include "core/staging.hpp"
 #include "outputs/output.hpp"
 
 namespace ib {
@@ -13,7 +14,8 @@ class TarOutput final : public Output {
 public:
     TarOutput(std::string p, archive::TarOptions options) : m_options(options) { m_path = std::move(p); }
     std::string describe() const override { return "tar " + m_path; }
-    void write(const Tree& tree, const std::string& temp, const OutputWriteEnv& env) const override {
+    void write(const Tree& tree, Staging& staging, const OutputWriteEnv& env) const override {
+        std::string temp = staging.temp_for(m_path);
         archive::TarOptions options = m_options;
         options.threads = env.threads;
         archive::write_tarball(tree, temp, options).value_or_throw("output 'tar' " + m_path);
