@@ -269,7 +269,8 @@ void execute(const Plan& plan, const BuildOptions& options) {
         }
     }
 
-    // 5. Everything written: move it into place together.
+    // 5. Everything written: checksums of the files, then move it all into place together.
+    staging.add_checksums("SHA256SUMS");
     staging.commit();
 }
 

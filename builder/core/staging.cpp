@@ -2,6 +2,10 @@
 
 #include "core/error.hpp"
 #include "core/path.hpp"
+#include "ext/sha256.hpp"
+
+#include <algorithm>
+#include <fcntl.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -32,6 +36,7 @@ Staging::Staging(std::string out_dir) : m_out(fs::path(out_dir).lexically_normal
 }
 
 Staging::~Staging() {
+    for (const auto& s : m_scratch) remove_tree(s);
     if (m_committed) return;
     for (const auto& item : m_items) remove_tree(item.temp);
     for (auto it = m_created_dirs.rbegin(); it != m_created_dirs.rend(); ++it) ::rmdir(it->c_str());
@@ -76,6 +81,31 @@ std::string Staging::temp_for(const std::string& rel) {
     remove_tree(temp); // a leftover of a killed run with the same pid
     m_items.push_back({temp, target});
     return temp;
+}
+
+std::string Staging::scratch_for(const std::string& rel) {
+    std::string temp = temp_for(rel);
+    m_items.pop_back(); // not an output: only removed, never renamed
+    m_scratch.push_back(temp);
+    return temp;
+}
+
+void Staging::add_checksums(const std::string& name) {
+    std::vector<std::pair<std::string, std::string>> sums; // relative target, sha256
+    for (const auto& item : m_items) {
+        struct stat st {};
+        if (::lstat(item.temp.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        sums.emplace_back(item.target.substr(m_out.size() + 1), sha256_file(item.temp).value_or_throw("checksums"));
+    }
+    std::sort(sums.begin(), sums.end());
+    std::string text;
+    for (const auto& [rel, sum] : sums) text += sum + "  " + rel + "\n";
+    std::string temp = temp_for(name);
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) throw Error(errno_message("create '" + temp + "'", errno));
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ::close(fd);
+    if (!ok) throw Error(errno_message("write '" + temp + "'", errno));
 }
 
 void Staging::commit() {

@@ -20,6 +20,12 @@ public:
     // A temporary path for the output at `rel` (relative to the output folder), beside where it will
     // end up; parent folders are created. The path itself does not exist yet.
     std::string temp_for(const std::string& rel);
+    // A temporary path beside `rel` for intermediate data: removed when the Staging goes away, whether
+    // the build succeeded or not, and never renamed into place.
+    std::string scratch_for(const std::string& rel);
+    // Adds `name` (e.g. "SHA256SUMS") listing the sha256 of every file output staged so far, in the
+    // format `sha256sum -c` reads, with paths relative to the output folder.
+    void add_checksums(const std::string& name);
     // Renames every temporary path to its target, replacing what was there.
     void commit();
     const std::string& out_dir() const { return m_out; }
@@ -33,6 +39,7 @@ private:
     std::string m_out;
     std::vector<Item> m_items;
     std::vector<std::string> m_created_dirs;
+    std::vector<std::string> m_scratch;
     bool m_committed = false;
 };
 

@@ -7,7 +7,9 @@
 #include <archive_entry.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <sys/stat.h>
 #include <memory>
 
 namespace ib::archive {
@@ -94,7 +96,76 @@ bool write_acl(archive_entry* ae, const std::string& name, const std::string& va
     return true;
 }
 
+Result<void> add_filter(struct archive* a, TarOptions::Compression compression, int thread_count) {
+    int r = ARCHIVE_OK;
+    std::string threads = std::to_string(std::max(2, thread_count));
+    switch (compression) {
+    case TarOptions::Compression::None: break;
+    case TarOptions::Compression::Gzip:
+        r = archive_write_add_filter_gzip(a);
+        // gzip stores the time of compression by default: never, for reproducible output.
+        if (r == ARCHIVE_OK) r = archive_write_set_filter_option(a, "gzip", "timestamp", nullptr);
+        break;
+    case TarOptions::Compression::Xz:
+        r = archive_write_add_filter_xz(a);
+        // One thread selects liblzma's single-threaded encoder, whose stream differs from the
+        // multi-threaded one's; the latter's bytes do not depend on the thread count. So never one.
+        if (r == ARCHIVE_OK) archive_write_set_filter_option(a, "xz", "threads", threads.c_str());
+        break;
+    case TarOptions::Compression::Zstd: r = archive_write_add_filter_zstd(a); break;
+    case TarOptions::Compression::Bzip2: r = archive_write_add_filter_bzip2(a); break;
+    }
+    if (r != ARCHIVE_OK) return fail("cannot set up compression: " + message(a));
+    return {};
+}
+
 } // namespace
+
+Result<void> compress_file(const std::string& in, const std::string& out, TarOptions::Compression compression, int threads) {
+    std::unique_ptr<struct archive, WriteDeleter> a(archive_write_new());
+    archive_write_set_format_raw(a.get());
+    if (auto r = add_filter(a.get(), compression, threads); !r) return r;
+    archive_write_set_bytes_in_last_block(a.get(), 1); // no padding after the stream
+    if (archive_write_open_filename(a.get(), out.c_str()) != ARCHIVE_OK)
+        return fail("cannot create '" + out + "': " + message(a.get()));
+    std::unique_ptr<archive_entry, EntryDeleter> ae(archive_entry_new());
+    archive_entry_set_pathname(ae.get(), "image");
+    archive_entry_set_filetype(ae.get(), AE_IFREG);
+    if (archive_write_header(a.get(), ae.get()) != ARCHIVE_OK) return fail("'" + out + "': " + message(a.get()));
+    try {
+        struct stat st {};
+        if (::stat(in.c_str(), &st) != 0) return fail(errno_message("stat '" + in + "'", errno));
+        ContentRef content = make_host_file(in, static_cast<uint64_t>(st.st_size));
+        static const std::vector<char> k_zeros(1 << 20, 0);
+        uint64_t pos = 0;
+        std::string failure;
+        auto feed = [&](const char* data, size_t len) {
+            while (len > 0 && failure.empty()) {
+                la_ssize_t n = archive_write_data(a.get(), data, len);
+                if (n <= 0) {
+                    failure = message(a.get());
+                    return;
+                }
+                data += n;
+                len -= static_cast<size_t>(n);
+                pos += static_cast<uint64_t>(n);
+            }
+        };
+        auto zeros_to = [&](uint64_t end) {
+            while (pos < end && failure.empty()) feed(k_zeros.data(), static_cast<size_t>(std::min<uint64_t>(k_zeros.size(), end - pos)));
+        };
+        content->for_each_chunk([&](uint64_t offset, const char* data, size_t len) {
+            zeros_to(offset);
+            feed(data, len);
+        });
+        zeros_to(content->size());
+        if (!failure.empty()) return fail("compressing into '" + out + "': " + failure);
+    } catch (const Error& e) {
+        return fail(e.what());
+    }
+    if (archive_write_close(a.get()) != ARCHIVE_OK) return fail("closing '" + out + "': " + message(a.get()));
+    return {};
+}
 
 Result<void> read_tarball(const std::string& file, Tree& tree) {
     std::unique_ptr<struct archive, ReadDeleter> a(archive_read_new());
@@ -200,27 +271,7 @@ Result<void> write_tarball(const Tree& tree, const std::string& file, const TarO
     // Full pax rather than "restricted": restricted drops sub-second mtimes from entries that need
     // no extended header for anything else, so precision would vary within one archive.
     archive_write_set_format_pax(a.get());
-    int r = ARCHIVE_OK;
-    std::string threads = std::to_string(std::max(2, options.threads));
-    switch (options.compression) {
-    case TarOptions::Compression::None: break;
-    case TarOptions::Compression::Gzip:
-        r = archive_write_add_filter_gzip(a.get());
-        // gzip stores the time of compression by default: never, for reproducible output.
-        if (r == ARCHIVE_OK) r = archive_write_set_filter_option(a.get(), "gzip", "timestamp", nullptr);
-        break;
-    case TarOptions::Compression::Xz:
-        r = archive_write_add_filter_xz(a.get());
-        // One thread selects liblzma's single-threaded encoder, whose stream differs from the
-        // multi-threaded one's; the latter's bytes do not depend on the thread count. So never one.
-        if (r == ARCHIVE_OK) archive_write_set_filter_option(a.get(), "xz", "threads", threads.c_str());
-        break;
-    case TarOptions::Compression::Zstd:
-        r = archive_write_add_filter_zstd(a.get());
-        break;
-    case TarOptions::Compression::Bzip2: r = archive_write_add_filter_bzip2(a.get()); break;
-    }
-    if (r != ARCHIVE_OK) return fail("cannot set up compression: " + message(a.get()));
+    if (auto r = add_filter(a.get(), options.compression, options.threads); !r) return r;
     if (archive_write_open_filename(a.get(), file.c_str()) != ARCHIVE_OK)
         return fail("cannot create '" + file + "': " + message(a.get()));
 

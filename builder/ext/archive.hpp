@@ -26,4 +26,9 @@ Result<TarOptions::Compression> compression_for(const std::string& file_name);
 // group names and no atime/ctime, so that the same tree always gives the same bytes.
 Result<void> write_tarball(const Tree& tree, const std::string& file, const TarOptions& options);
 
+// A plain file compressed as a single stream (no tar): `in` may be sparse, its holes are read as zeros.
+// The output is the same bytes for the same input and options, whatever the thread count (xz always
+// uses the multi-threaded encoder; see write_tarball).
+Result<void> compress_file(const std::string& in, const std::string& out, TarOptions::Compression compression, int threads);
+
 } // namespace ib::archive

@@ -11,13 +11,16 @@
 // cmdline.txt and /etc/fstab is rewritten to match, and the image is refused when cmdline.txt's root=
 // would name a partition that is not there. Where the base's fstab names a filesystem by UUID= or
 // LABEL=, the new filesystem keeps that UUID or label, so the reference stays true. The file is sparse:
-// only what holds data is written. With bmap (the default), PATH.bmap lists the data for bmaptool.
+// only what holds data is written. With bmap (the default), NAME.img.bmap lists the data for bmaptool.
+// A path ending in .img.zst, .img.xz or .img.gz is compressed (xz on every core); the .bmap still
+// describes the plain image, as bmaptool expects.
 #include "core/boot.hpp"
 #include "core/error.hpp"
 #include "core/fat_write.hpp"
 #include "core/log.hpp"
 #include "core/staging.hpp"
 #include "core/table_write.hpp"
+#include "ext/archive.hpp"
 #include "ext/ext4_write.hpp"
 #include "ext/sha256.hpp"
 #include "outputs/output.hpp"
@@ -41,6 +44,7 @@ struct Layout {
     std::optional<uint32_t> disk_id;
     bool power_of_two = false;
     bool bmap = true;
+    archive::TarOptions::Compression compression = archive::TarOptions::Compression::None;
 };
 
 // Everything that names the disk and its filesystems.
@@ -246,7 +250,10 @@ public:
             total = p;
         }
 
-        std::string temp = staging.temp_for(m_path);
+        // A compressed image is written plain first, then compressed into place.
+        bool compressed = m_layout.compression != archive::TarOptions::Compression::None;
+        std::string raw_path = compressed ? m_path.substr(0, m_path.rfind(".img") + 4) : m_path;
+        std::string temp = compressed ? staging.scratch_for(raw_path) : staging.temp_for(m_path);
         int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0) throw Error(errno_message("create '" + temp + "'", errno));
         try {
@@ -288,7 +295,9 @@ public:
         ext.time = env.now;
         ext.exclude = {boot_dir};
         ext4::write(tree, temp, root_start, root, ext).value_or_throw(what);
-        if (m_layout.bmap) write_bmap(temp, total, staging.temp_for(m_path + ".bmap"));
+        if (m_layout.bmap) write_bmap(temp, total, staging.temp_for(raw_path + ".bmap"));
+        if (compressed)
+            archive::compress_file(temp, staging.temp_for(m_path), m_layout.compression, env.threads).value_or_throw(what);
         log::detail(what + ": " + std::to_string(total / k_mib) + " MiB, disk id " +
                     (m_layout.gpt ? guid_string(id.disk_guid) : "0x" + hex8(id.signature)) + ", root " +
                     std::to_string(root / k_mib) + " MiB (content about " + std::to_string(root_need / k_mib) + " MiB)");
@@ -299,7 +308,8 @@ private:
 
     Identity identity(const Tree& tree, const std::string& boot_dir, const OutputWriteEnv& env) const {
         Identity id;
-        std::string seed = env.identity + "|" + m_path;
+        // The plain image's name: compressing it does not change which disk it is.
+        std::string seed = env.identity + "|" + m_path.substr(0, m_path.rfind(".img") + 4);
         auto sig = derive16(seed, "disk signature", false);
         id.signature = m_layout.disk_id ? *m_layout.disk_id
                                         : static_cast<uint32_t>(sig[0] | sig[1] << 8 | sig[2] << 16 | static_cast<uint32_t>(sig[3]) << 24);
@@ -360,8 +370,16 @@ std::unique_ptr<Output> parse_sdimage_output(const Doc& options, OutputParseEnv&
     if (layout.boot % layout.align != 0)
         env.diag.error(options.mark(), env.what + ": boot_size must be a multiple of align (" + std::to_string(layout.align / k_mib) + " MiB)");
     if (!p) return nullptr;
-    if (p->size() < 4 || p->compare(p->size() - 4, 4, ".img") != 0)
-        env.diag.error(options.find("path")->mark(), env.what + ": path '" + *p + "' must end in .img");
+    auto ends = [&](const char* suffix) {
+        std::string x = suffix;
+        return p->size() > x.size() && p->compare(p->size() - x.size(), x.size(), x) == 0;
+    };
+    using C = archive::TarOptions::Compression;
+    if (ends(".img.zst")) layout.compression = C::Zstd;
+    else if (ends(".img.xz")) layout.compression = C::Xz;
+    else if (ends(".img.gz")) layout.compression = C::Gzip;
+    else if (!ends(".img"))
+        env.diag.error(options.find("path")->mark(), env.what + ": path '" + *p + "' must end in .img, .img.zst, .img.xz or .img.gz");
     return std::make_unique<SdImage>(*p, layout);
 }
 
