@@ -56,12 +56,17 @@ struct Identity {
     std::string boot_partuuid, root_partuuid;
 };
 
-std::array<uint8_t, 16> derive16(const std::string& seed, const std::string& what, bool as_uuid) {
+enum class IdKind { Raw, Uuid, Guid };
+
+// 16 bytes from the seed. A random-looking UUID says so: version 4, RFC 4122 variant. GPT stores its
+// GUIDs with the first three fields little-endian, so there the version nibble sits in byte 7.
+std::array<uint8_t, 16> derive16(const std::string& seed, const std::string& what, IdKind kind) {
     std::string h = sha256_hex(seed + "|" + what);
     std::array<uint8_t, 16> out{};
     for (size_t i = 0; i < 16; ++i) out[i] = static_cast<uint8_t>(std::stoul(h.substr(i * 2, 2), nullptr, 16));
-    if (as_uuid) { // a random-looking UUID says so: version 4, RFC 4122 variant
-        out[6] = static_cast<uint8_t>((out[6] & 0x0F) | 0x40);
+    if (kind != IdKind::Raw) {
+        size_t version = kind == IdKind::Guid ? 7 : 6;
+        out[version] = static_cast<uint8_t>((out[version] & 0x0F) | 0x40);
         out[8] = static_cast<uint8_t>((out[8] & 0x3F) | 0x80);
     }
     return out;
@@ -134,13 +139,34 @@ std::string rewrite_fstab(const std::string& fstab, const std::string& boot_moun
     return out;
 }
 
-std::string rewrite_cmdline(const std::string& cmdline, const Identity& id) {
+// The PARTUUID that the base's fstab mounts at "/", or "".
+std::string fstab_root_partuuid(const std::string& fstab) {
+    std::stringstream in(fstab);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::stringstream f(line);
+        std::string spec, mount;
+        if ((f >> spec >> mount) && mount == "/" && spec.rfind("PARTUUID=", 0) == 0) return spec.substr(9);
+    }
+    return {};
+}
+
+// root=PARTUUID=... follows the disk: an MBR "SIGNATURE-NN" keeps its partition number NN under the new
+// signature; a GPT GUID that the base's fstab mounts at "/" becomes the new root's. Anything else is
+// left as written, for check_root_arg to judge.
+std::string rewrite_cmdline(const std::string& cmdline, const std::string& base_fstab, const Identity& id, bool gpt) {
     std::string out = cmdline;
     size_t at = out.find("root=PARTUUID=");
-    if (at != std::string::npos && (at == 0 || out[at - 1] == ' ')) {
-        size_t start = at + 14, end = out.find_first_of(" \n", start);
-        out.replace(start, (end == std::string::npos ? out.size() : end) - start, id.root_partuuid);
-    }
+    if (at == std::string::npos || (at != 0 && out[at - 1] != ' ')) return out;
+    size_t start = at + 14, end = out.find_first_of(" \n", start);
+    if (end == std::string::npos) end = out.size();
+    std::string value = out.substr(start, end - start);
+    std::string now;
+    bool mbr_form = value.size() == 11 && value[8] == '-' &&
+                    value.find_first_not_of("0123456789abcdefABCDEF-") == std::string::npos;
+    if (mbr_form && !gpt) now = id.root_partuuid.substr(0, 8) + value.substr(8);
+    else if (!value.empty() && value == fstab_root_partuuid(base_fstab)) now = id.root_partuuid;
+    if (!now.empty()) out.replace(start, end - start, now);
     return out;
 }
 
@@ -225,7 +251,7 @@ public:
         if (!fstab.empty()) tree.write_file("/etc/fstab", rewrite_fstab(fstab, boot_dir, id));
         std::string cmdline_path = boot_dir + "/cmdline.txt";
         if (tree.exists(cmdline_path)) {
-            std::string cmdline = rewrite_cmdline(file_text(tree, cmdline_path), id);
+            std::string cmdline = rewrite_cmdline(file_text(tree, cmdline_path), fstab, id, m_layout.gpt);
             check_root_arg(cmdline, id, what);
             tree.write_file(cmdline_path, cmdline);
         }
@@ -310,16 +336,16 @@ private:
         Identity id;
         // The plain image's name: compressing it does not change which disk it is.
         std::string seed = env.identity + "|" + m_path.substr(0, m_path.rfind(".img") + 4);
-        auto sig = derive16(seed, "disk signature", false);
+        auto sig = derive16(seed, "disk signature", IdKind::Raw);
         id.signature = m_layout.disk_id ? *m_layout.disk_id
                                         : static_cast<uint32_t>(sig[0] | sig[1] << 8 | sig[2] << 16 | static_cast<uint32_t>(sig[3]) << 24);
         if (id.signature == 0) id.signature = 1; // 0 reads as "no signature" to some firmware
-        id.disk_guid = derive16(seed, "disk guid", true);
-        id.boot_guid = derive16(seed, "boot guid", true);
-        id.root_guid = derive16(seed, "root guid", true);
-        id.root_uuid = derive16(seed, "root uuid", true);
-        id.hash_seed = derive16(seed, "hash seed", true);
-        auto serial = derive16(seed, "fat serial", false);
+        id.disk_guid = derive16(seed, "disk guid", IdKind::Guid);
+        id.boot_guid = derive16(seed, "boot guid", IdKind::Guid);
+        id.root_guid = derive16(seed, "root guid", IdKind::Guid);
+        id.root_uuid = derive16(seed, "root uuid", IdKind::Uuid);
+        id.hash_seed = derive16(seed, "hash seed", IdKind::Uuid);
+        auto serial = derive16(seed, "fat serial", IdKind::Raw);
         id.fat_serial = static_cast<uint32_t>(serial[0] | serial[1] << 8 | serial[2] << 16 | static_cast<uint32_t>(serial[3]) << 24);
         adopt_fstab_names(file_text(tree, "/etc/fstab"), boot_dir, id);
         if (m_layout.gpt) {

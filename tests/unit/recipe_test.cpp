@@ -136,7 +136,7 @@ TEST_CASE("extends refuses cycles", "[recipe]") {
     CHECK_THAT(errors_of(d, "a.yaml"), Catch::Contains("b.yaml:1:10: recipe 'a.yaml' extends itself"));
 }
 
-TEST_CASE("--set overrides vars, and vars may use vars", "[recipe][template]") {
+TEST_CASE("vars may use vars, and --set overrides them", "[recipe][template]") {
     TempDir d;
     d.write("base/x", "");
     d.write("r.yaml", R"(vars: {domain: lan, fqdn: "node.{{domain}}"}
