@@ -46,6 +46,9 @@ std::string suggestion(const std::string& word, const std::vector<std::string>& 
     return "; known types: " + s;
 }
 
+bool always_per_node(const StepType*) { return false; }
+bool always_per_node(const OutputType* type) { return type->always_per_node; }
+
 // Parses `item` once for all nodes or once per node; `Parse` is the type's parse function.
 template <typename Planned, typename Type, typename Env, typename Parse>
 void plan_item(const Typed& t, const Type* type, const Recipe& r, Diagnostics& diag, Planned& planned, Parse parse,
@@ -54,7 +57,7 @@ void plan_item(const Typed& t, const Type* type, const Recipe& r, Diagnostics& d
     planned.what = std::string(kind) + " '" + t.type + "'";
     planned.mark = t.type_mark;
     Doc options = t.options ? *t.options : Doc::null(t.type_mark);
-    planned.per_node = uses_node(options);
+    planned.per_node = uses_node(options) || always_per_node(type);
     Scope scope{&r.vars, nullptr, "the recipe lists no nodes"};
     // Options whose templates failed are not parsed: their errors would only echo the template's.
     auto parse_rendered = [&]() -> decltype(parse(options, std::declval<Env&>())) {
@@ -69,7 +72,11 @@ void plan_item(const Typed& t, const Type* type, const Recipe& r, Diagnostics& d
         return;
     }
     if (r.nodes.empty()) {
-        if (r.nodes_written == 0) render(options, scope, diag); // reports the {{node.*}} that has no node
+        if (r.nodes_written == 0) {
+            if (!uses_node(options))
+                diag.error(t.type_mark, planned.what + " is written once per node, but the recipe lists no nodes");
+            render(options, scope, diag); // reports the {{node.*}} that has no node
+        }
         return;
     }
     for (const auto& node : r.nodes) {
@@ -264,8 +271,15 @@ void execute(const Plan& plan, const BuildOptions& options) {
             log::detail("node " + r.nodes[n].name + ": " + layer_summary(node));
             OutputWriteEnv node_env = out_env;
             node_env.identity = r.name + "/" + r.nodes[n].name;
+            node_env.node = &r.nodes[n];
             for (const auto& po : plan.outputs)
                 if (po.per_node) write_output(*po.nodes[n], node, staging, node_env);
+        }
+        for (const auto& po : plan.outputs) {
+            if (!po.per_node || po.nodes.empty()) continue;
+            NodeOutputs all;
+            for (size_t n = 0; n < po.nodes.size(); ++n) all.emplace_back(po.nodes[n].get(), &r.nodes[n]);
+            po.nodes.front()->finish(staging, all, out_env);
         }
     }
 

@@ -20,13 +20,20 @@ struct OutputParseEnv {
     Mark mark;
 };
 
+struct NodeSpec;
+
 struct OutputWriteEnv {
     int threads = 1;
-    Timestamp now;        // the build's time (SOURCE_DATE_EPOCH when set)
-    std::string identity; // "recipe-name" or "recipe-name/node-name": what derived IDs are made from
+    Timestamp now;                 // the build's time (SOURCE_DATE_EPOCH when set)
+    std::string identity;          // "recipe-name" or "recipe-name/node-name": what derived IDs are made from
+    const NodeSpec* node = nullptr; // the node being written, for per-node outputs
 };
 
 class Staging;
+class Output;
+
+// Every node's instance of one per-node output, with its node, in recipe order.
+using NodeOutputs = std::vector<std::pair<const Output*, const NodeSpec*>>;
 
 class Output {
 public:
@@ -41,6 +48,9 @@ public:
     virtual void write(const Tree& tree, Staging& staging, const OutputWriteEnv& env) const = 0;
     // Checks that can only be made once the tree is known, before anything is written (permissions).
     virtual void check(const Tree&) const {}
+    // Called once after every node's instance of a per-node output was written, on the first
+    // instance, with all of them: for what spans the nodes (a server configuration listing them).
+    virtual void finish(Staging&, const NodeOutputs&, const OutputWriteEnv&) const {}
 
 protected:
     std::string m_path;
@@ -50,6 +60,7 @@ struct OutputType {
     std::string_view name;
     std::string_view summary;
     std::unique_ptr<Output> (*parse)(const Doc& options, OutputParseEnv& env);
+    bool always_per_node = false; // one instance per node even when the options use no {{node.*}}
 };
 
 std::span<const OutputType> output_types();
