@@ -5,6 +5,14 @@ IMGBUILD_BUILD_DEPS=(cmake g++ make pkg-config libarchive-dev libext2fs-dev liby
 # Tools the tests verify with (nobody here wrote them) and the sample base is made with.
 IMGBUILD_TEST_DEPS=(libarchive-tools attr acl libcap2-bin xz-utils zstd e2fsprogs util-linux debootstrap fakeroot python3 jq fdisk dosfstools mtools bzip2 zip time bmap-tools)
 
+# Optional: libguestfs (the reader for qcow2, LVM, btrfs, xfs, and the kernel's view in tests) with a
+# kernel for its appliance. A build without them works; their tests then skip, saying why.
+IMGBUILD_OPTIONAL_DEPS=(libguestfs-dev linux-image-amd64 qemu-utils btrfs-progs)
+
+imgbuild_install_optional() {
+  imgbuild_install_deps "$@" || echo "warning: optional packages not installed ($*): their tests will be skipped"
+}
+
 imgbuild_install_deps() {
   local missing=() p
   for p in "$@"; do

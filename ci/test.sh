@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 source ci/deps.sh
 
 imgbuild_install_deps "${IMGBUILD_BUILD_DEPS[@]}" "${IMGBUILD_TEST_DEPS[@]}"
+imgbuild_install_optional "${IMGBUILD_OPTIONAL_DEPS[@]}"
 imgbuild_build
 cd build
 ctest --output-on-failure -j "$(nproc)" --timeout 900

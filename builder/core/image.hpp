@@ -47,8 +47,10 @@ public:
 private:
     std::shared_ptr<ImageFile> m_file;
     ImageInfo m_info;
+    Tree read_with_guestfs(const std::string& format);
     int m_root = -1; // index into m_info.partitions
     int m_boot = -1;
+    std::string m_guestfs_format; // "qcow2": only libguestfs can read it
 };
 
 // The inspect report as text (`imgbuild inspect`) and as JSON (`--json`).
