@@ -152,7 +152,9 @@ Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const
                                         it->second.str() + (po.per_node ? " (give each node its own path with {{node.name}})" : ""));
         };
         claim(po.shared);
-        for (const auto& o : po.nodes) claim(o);
+        // An always-per-node output names its per-node folders itself: its instances share one path.
+        for (const auto& o : po.nodes)
+            if (!type->always_per_node || &o == &po.nodes.front()) claim(o);
         plan.outputs.push_back(std::move(po));
     }
     if (r.outputs.empty() && !r.base.is_null() && !diag.has_errors())

@@ -83,6 +83,14 @@ std::string Staging::temp_for(const std::string& rel) {
     return temp;
 }
 
+std::string Staging::shared_temp_for(const std::string& rel) {
+    auto it = m_shared_temps.find(rel);
+    if (it != m_shared_temps.end()) return it->second;
+    std::string temp = temp_for(rel);
+    m_shared_temps.emplace(rel, temp);
+    return temp;
+}
+
 std::string Staging::scratch_for(const std::string& rel) {
     std::string temp = temp_for(rel);
     m_items.pop_back(); // not an output: only removed, never renamed

@@ -5,6 +5,8 @@
 // Nothing is created outside the output folder, and no host symlink is followed on the way into it.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,17 @@ public:
     // A temporary path for the output at `rel` (relative to the output folder), beside where it will
     // end up; parent folders are created. The path itself does not exist yet.
     std::string temp_for(const std::string& rel);
+    // temp_for(rel) on the first call, the same path on every later call with `rel`: for a folder that
+    // several writes of this build fill together, such as a store shared by per-node outputs.
+    std::string shared_temp_for(const std::string& rel);
+    // One object of type T per `key` for this build, made by T() on first use and dropped with the
+    // Staging: state that per-node outputs share (a store's index). A key always names one type.
+    template <typename T>
+    T& shared(const std::string& key) {
+        std::shared_ptr<void>& p = m_shared[key];
+        if (!p) p = std::make_shared<T>();
+        return *static_cast<T*>(p.get());
+    }
     // A temporary path beside `rel` for intermediate data: removed when the Staging goes away, whether
     // the build succeeded or not, and never renamed into place.
     std::string scratch_for(const std::string& rel);
@@ -40,6 +53,8 @@ private:
     std::vector<Item> m_items;
     std::vector<std::string> m_created_dirs;
     std::vector<std::string> m_scratch;
+    std::map<std::string, std::string> m_shared_temps; // rel -> temp path
+    std::map<std::string, std::shared_ptr<void>> m_shared;
     bool m_committed = false;
 };
 

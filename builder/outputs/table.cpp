@@ -6,6 +6,7 @@
 namespace ib {
 
 std::unique_ptr<Output> parse_dir_output(const Doc&, OutputParseEnv&);
+std::unique_ptr<Output> parse_netboot_output(const Doc&, OutputParseEnv&);
 std::unique_ptr<Output> parse_sdimage_output(const Doc&, OutputParseEnv&);
 std::unique_ptr<Output> parse_tar_output(const Doc&, OutputParseEnv&);
 
@@ -13,6 +14,8 @@ namespace {
 // Adding an output: one file in outputs/ and one line here, in name order.
 constexpr std::array k_outputs = {
     OutputType{"dir", "the root filesystem as a folder, with real owners (needs root when they differ)", parse_dir_output},
+    OutputType{"netboot", "diskless nodes: per-node TFTP folders and NFS roots, and the server's dnsmasq and exports (needs root)",
+               parse_netboot_output, true},
     OutputType{"sdimage", "a disk image to flash: MBR or GPT, FAT boot partition, ext4 root (.img, with a .bmap)", parse_sdimage_output},
     OutputType{"tar", "the root filesystem as a tarball (.tar, .tar.gz, .tar.xz, .tar.zst, .tar.bz2)", parse_tar_output},
 };

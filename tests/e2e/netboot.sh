@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# End-to-end: the `netboot` output, for a cluster of 4 nodes (mac, serial, ip each) built from the
+# raspios fixture (tests/fixtures/make-image.sh) with the steps `cmdline: cgroups`, a bootcode.bin and
+# a dphys-swapfile.service added by `files`, and `hostname: "{{node.name}}"`. Checked with tools
+# imgbuild did not write (stat, find, getfattr, dnsmasq --test):
+#   - TFTP: one folder per node named by its MAC (b8-27-eb-..), bootcode.bin also in the TFTP root;
+#     every boot file in every node folder is one inode with a file in tftp/.store; each node's
+#     cmdline.txt is its own inode, one line, root=/dev/nfs with the node's nfsroot, the cgroup flags
+#     once, no init=, no root=PARTUUID, the consoles kept;
+#   - NFS: one root per node without the boot files (the mount point stays); /usr files are one inode
+#     across nodes (with nfs/.store), the fixture's hardlink pair stays one inode; /etc and /var files
+#     are separate inodes, and writing one node's copy changes no other node; owners, modes, setuid,
+#     security.capability, device node as in the fixture; fstab without the PARTUUID lines;
+#     dphys-swapfile.service masked; each node's /etc/hostname its name;
+#   - server files: `dnsmasq --test -C netboot/dnsmasq.conf` passes; exports has 4 well-formed lines
+#     with distinct fsids; nodes.txt lists the 4 nodes;
+#   - a second build into the same folder succeeds and replaces the trees (no temporary left);
+#   - as user nobody the build fails (exit 1, says to run as root) and leaves nothing; prefix: none with
+#     4 nodes fails (exit 1) and leaves nothing.
+#
+# usage: bash tests/e2e/netboot.sh path/to/imgbuild     (needs root; exit 77 otherwise)
+set -uo pipefail
+
+if [ $# -lt 1 ]; then
+  echo "usage: $0 path/to/imgbuild" >&2
+  exit 2
+fi
+IMGBUILD=$(realpath "$1")
+[ -x "$IMGBUILD" ] || { echo "FAIL - '$1' is not an executable"; exit 1; }
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MAKE_IMAGE=$HERE/../fixtures/make-image.sh
+if [ "$(id -u)" != 0 ]; then
+  echo "SKIP: netboot needs root (real owners in the NFS roots; setpriv to nobody)"
+  exit 77
+fi
+for tool in dnsmasq setpriv getfattr setfattr stat find sfdisk mkfs.vfat mcopy mke2fs; do
+  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
+done
+
+export LC_ALL=C.UTF-8
+unset SOURCE_DATE_EPOCH
+umask 022
+W=$(mktemp -d /tmp/imgbuild-e2e-netboot.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+chmod 755 "$W" # user nobody reads the recipe and the fixture
+export IMGBUILD_CACHE=$W/cache
+
+FAILS=0
+ok() { echo "ok - $*"; }
+fail() {
+  echo "FAIL - $*"
+  FAILS=$((FAILS + 1))
+}
+eq() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+ino() { stat -c %i "$1" 2> /dev/null || echo "missing:$1"; }
+no_files() { # LABEL DIR
+  local left
+  left=$(find "$2" -mindepth 1 2> /dev/null | head -n 5 | tr '\n' ' ')
+  if [ -z "$left" ]; then ok "$1: nothing left in the out folder"; else fail "$1: the out folder holds: $left"; fi
+}
+
+bash "$MAKE_IMAGE" raspios "$W/rpi.img" > "$W/fixture.log" 2>&1 || { fail "fixture: $(tail -5 "$W/fixture.log")"; exit 1; }
+chmod 644 "$W/rpi.img"
+
+NODES=(node-1 node-2 node-3 node-4)
+MACS=(b8:27:eb:00:00:01 b8:27:eb:00:00:02 dc:a6:32:00:00:03 DC-A6-32-00-00-04)
+write_recipe() { # FILE EXTRA_OUTPUT_OPTIONS
+  {
+    echo "name: netboot-e2e"
+    echo "epoch: 1700000000"
+    echo "base: {image: rpi.img}"
+    echo "nodes:"
+    for i in 0 1 2 3; do
+      echo "  - {name: ${NODES[$i]}, mac: \"${MACS[$i]}\", serial: \"a1b2c30$((i + 1))\", ip: 10.0.0.1$((i + 1))/24}"
+    done
+    cat << 'EOF'
+steps:
+  - cmdline: cgroups
+  - files: {dest: /boot/firmware/bootcode.bin, content: "fake bootcode\n"}
+  - files:
+      dest: /usr/lib/systemd/system/dphys-swapfile.service
+      content: "[Unit]\nDescription=swap file\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"
+  - hostname: "{{node.name}}"
+outputs:
+EOF
+    echo "  - netboot: {server: 10.0.0.1$2}"
+  } > "$1"
+}
+write_recipe "$W/recipe.yaml" ""
+write_recipe "$W/none.yaml" ", prefix: none"
+
+O=$W/out
+"$IMGBUILD" --out "$O" "$W/recipe.yaml" > "$W/build.out" 2> "$W/build.err"
+RC=$?
+eq "build exit code" "$RC" 0
+[ "$RC" = 0 ] || { sed 's/^/       /' "$W/build.err" | head -20; exit 1; }
+
+# ---- TFTP --------------------------------------------------------------------------------------
+T=$O/tftp
+want_dirs=$(printf '%s\n' .store b8-27-eb-00-00-01 b8-27-eb-00-00-02 bootcode.bin dc-a6-32-00-00-03 dc-a6-32-00-00-04)
+eq "TFTP root holds the store, bootcode.bin and one folder per MAC" "$(ls -A "$T" | LC_ALL=C sort)" "$want_dirs"
+BOOT_FILES=(bootcode.bin start4.elf config.txt bcm2711-rpi-4-b.dtb overlays/disable-bt.dtbo "A Long File Name.txt")
+for i in 0 1 2 3; do
+  mac=$(tr ':[:upper:]' '-[:lower:]' <<< "${MACS[$i]}")
+  d=$T/$mac node=${NODES[$i]}
+  c=$d/cmdline.txt
+  eq "$node cmdline.txt is one line" "$(wc -l < "$c")" 1
+  line=$(cat "$c")
+  case " $line " in
+    *" root=/dev/nfs nfsroot=10.0.0.1:/srv/nfs/$node,vers=3,tcp rw ip=dhcp rootwait "*) ok "$node cmdline boots from its NFS root" ;;
+    *) fail "$node cmdline: '$line'" ;;
+  esac
+  for a in cgroup_enable=memory cgroup_memory=1 cgroup_enable=cpuset swapaccount=1 console=serial0,115200 console=tty1 root=/dev/nfs rootwait; do
+    eq "$node cmdline has '$a' once" "$(tr ' ' '\n' <<< "$line" | grep -cxF -- "$a")" 1
+  done
+  if grep -qE '(^| )(init=|rootfstype=|fsck.repair=|root=PARTUUID)' "$c"; then fail "$node cmdline keeps SD-only arguments: '$line'"; else ok "$node cmdline: no init=, rootfstype=, fsck.repair=, PARTUUID"; fi
+  eq "$node cmdline.txt is a file of its own" "$(stat -c %h "$c")" 1
+  for f in "${BOOT_FILES[@]}"; do
+    first=$T/b8-27-eb-00-00-01/$f
+    eq "$node $f: the same inode as node-1's" "$(ino "$d/$f")" "$(ino "$first")"
+  done
+done
+for f in "${BOOT_FILES[@]}"; do
+  n=$(find "$T/.store" -inum "$(ino "$T/b8-27-eb-00-00-01/$f")" | wc -l)
+  eq "$f is stored once in tftp/.store" "$n" 1
+done
+eq "tftp/bootcode.bin is the stored one" "$(ino "$T/bootcode.bin")" "$(ino "$T/b8-27-eb-00-00-01/bootcode.bin")"
+cmp -s "$T/b8-27-eb-00-00-01/start4.elf" "$W/rpi.img.src/boot/start4.elf" && ok "start4.elf content" || fail "start4.elf differs from the fixture's"
+eq "boot files are world-readable" "$(stat -c %a "$T/b8-27-eb-00-00-01/start4.elf")" 644
+
+# ---- NFS roots ---------------------------------------------------------------------------------
+N=$O/nfs
+eq "NFS folder holds the store and one root per node" "$(ls -A "$N" | LC_ALL=C sort | tr '\n' ' ')" ".store node-1 node-2 node-3 node-4 "
+for node in "${NODES[@]}"; do
+  r=$N/$node
+  eq "$node /etc/hostname" "$(cat "$r/etc/hostname")" "$node"
+  eq "$node /boot/firmware is an empty mount point" "$(find "$r/boot/firmware" -mindepth 1 | wc -l)" 0
+  [ -d "$r/boot/firmware" ] && ok "$node /boot/firmware exists" || fail "$node /boot/firmware is missing"
+  eq "$node fstab" "$(cat "$r/etc/fstab")" "proc /proc proc defaults 0 0"
+  eq "$node dphys-swapfile masked" "$(readlink "$r/etc/systemd/system/dphys-swapfile.service")" /dev/null
+  eq "$node /usr/bin/hello shared with node-1" "$(ino "$r/usr/bin/hello")" "$(ino "$N/node-1/usr/bin/hello")"
+  eq "$node /usr/bin/hello-again is hello" "$(ino "$r/usr/bin/hello-again")" "$(ino "$r/usr/bin/hello")"
+  eq "$node /usr/bin/ping owner and mode" "$(stat -c '%u:%g %a' "$r/usr/bin/ping")" "0:0 4755"
+  eq "$node /usr/bin/ping capability" "$(getfattr --absolute-names -e hex -n security.capability "$r/usr/bin/ping" 2> /dev/null | grep -c '^security.capability=0x01')" 1
+  eq "$node /home/pi owner and mode" "$(stat -c '%u:%g %a' "$r/home/pi")" "1000:1000 700"
+  eq "$node /home/pi/notes.txt owner" "$(stat -c '%u:%g %a' "$r/home/pi/notes.txt")" "1000:1000 644"
+  eq "$node /etc/ssh key mode" "$(stat -c '%u:%g %a' "$r/etc/ssh/ssh_host_ed25519_key")" "0:0 600"
+  eq "$node /dev/null" "$(stat -c '%F %t,%T %a' "$r/dev/null")" "character special file 1,3 666"
+  eq "$node /bin is the usrmerge link" "$(readlink "$r/bin")" usr/bin
+  eq "$node var/sparse.img is sparse" "$(($(stat -c %b "$r/var/sparse.img") * 512 < 1048576))" 1
+  if [ "$node" != node-1 ]; then
+    for f in etc/hostname etc/hosts etc/passwd var/log/syslog home/pi/notes.txt; do
+      [ "$(ino "$r/$f")" != "$(ino "$N/node-1/$f")" ] && ok "$node $f is its own copy" || fail "$node $f shares node-1's inode"
+    done
+  fi
+done
+eq "/usr/bin/hello is in nfs/.store" "$(find "$N/.store" -inum "$(ino "$N/node-1/usr/bin/hello")" | wc -l)" 1
+eq "/usr/bin/hello link count: store + 2 names x 4 nodes" "$(stat -c %h "$N/node-1/usr/bin/hello")" 9
+echo changed > "$N/node-1/etc/hostname"
+echo appended >> "$N/node-1/var/log/syslog"
+eq "writing node-1's hostname leaves node-2's" "$(cat "$N/node-2/etc/hostname")" node-2
+eq "appending to node-1's syslog leaves node-3's" "$(cat "$N/node-3/var/log/syslog")" "a log line"
+
+# ---- server files --------------------------------------------------------------------------------
+if dnsmasq --test -C "$O/netboot/dnsmasq.conf" > "$W/dnsmasq.out" 2>&1; then ok "dnsmasq --test accepts dnsmasq.conf"; else fail "dnsmasq --test: $(cat "$W/dnsmasq.out")"; fi
+grep -qx 'tftp-unique-root=mac' "$O/netboot/dnsmasq.conf" && ok "dnsmasq.conf: tftp-unique-root=mac" || fail "dnsmasq.conf lacks tftp-unique-root=mac"
+grep -qx 'dhcp-range=10.0.0.0,proxy,255.255.255.0' "$O/netboot/dnsmasq.conf" && ok "dnsmasq.conf: proxy range" || fail "dnsmasq.conf lacks the proxy range"
+lines=$(grep -v '^#' "$O/netboot/exports")
+eq "exports: 4 lines" "$(grep -c . <<< "$lines")" 4
+eq "exports: every line well-formed" \
+  "$(grep -cE '^/srv/nfs/node-[1-4]  \*\(rw,sync,no_subtree_check,no_root_squash,fsid=[1-9][0-9]*\)$' <<< "$lines")" 4
+eq "exports: distinct fsids" "$(grep -oE 'fsid=[0-9]+' <<< "$lines" | sort -u | wc -l)" 4
+eq "nodes.txt: header and 4 nodes" "$(wc -l < "$O/netboot/nodes.txt")" 5
+grep -qE '^node-3 +dc:a6:32:00:00:03 +a1b2c303 +10\.0\.0\.13/24 +tftp/dc-a6-32-00-00-03/ +10\.0\.0\.1:/srv/nfs/node-3$' "$O/netboot/nodes.txt" &&
+  ok "nodes.txt row of node-3" || fail "nodes.txt: $(cat "$O/netboot/nodes.txt")"
+
+# ---- a second build replaces everything ---------------------------------------------------------------
+"$IMGBUILD" --out "$O" "$W/recipe.yaml" > "$W/build2.out" 2> "$W/build2.err"
+eq "second build exit code" "$?" 0
+eq "second build: node-1's hostname is back" "$(cat "$N/node-1/etc/hostname")" node-1
+eq "second build: no temporary left" "$(find "$O" -name '*imgbuild-tmp*' | wc -l)" 0
+eq "second build: /usr/bin/hello link count" "$(stat -c %h "$N/node-1/usr/bin/hello")" 9
+
+# ---- failures leave nothing ---------------------------------------------------------------------------
+mkdir -p "$W/nobody/home" "$W/nobody/tmp" && chown -R 65534:65534 "$W/nobody"
+setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$W/nobody/home" TMPDIR="$W/nobody/tmp" \
+  IMGBUILD_CACHE="$W/nobody/cache" "$IMGBUILD" --out "$W/nobody/out" "$W/recipe.yaml" > "$W/nobody.out" 2> "$W/nobody.err"
+eq "as nobody: exit code" "$?" 1
+grep -q "run imgbuild as root" "$W/nobody.err" && ok "as nobody: says to run as root" || fail "as nobody: $(head -c 400 "$W/nobody.err")"
+no_files "as nobody" "$W/nobody/out"
+
+"$IMGBUILD" --out "$W/none-out" "$W/none.yaml" > "$W/none.out" 2> "$W/none.err"
+eq "prefix none with 4 nodes: exit code" "$?" 1
+grep -q "prefix: none serves one node" "$W/none.err" && ok "prefix none: says why" || fail "prefix none: $(head -c 400 "$W/none.err")"
+no_files "prefix none" "$W/none-out"
+
+if [ "$FAILS" -gt 0 ]; then
+  echo "$FAILS check(s) failed"
+  exit 1
+fi
+echo "all netboot checks passed"

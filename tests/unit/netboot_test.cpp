@@ -1,0 +1,283 @@
+#include "core/recipe.hpp"
+#include "core/staging.hpp"
+#include "core/error.hpp"
+#include "ext/yaml.hpp"
+#include "helpers.hpp"
+#include "outputs/dir_writer.hpp"
+#include "outputs/file_store.hpp"
+#include "outputs/netboot.hpp"
+#include "outputs/output.hpp"
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace ib;
+using namespace ib::test;
+
+namespace {
+
+netboot::Options opts() {
+    netboot::Options o;
+    o.server = "10.0.0.1";
+    o.subnet = "10.0.0.0";
+    o.netmask = "255.255.255.0";
+    return o;
+}
+
+NodeSpec node(const std::string& name, const std::string& mac, const std::string& serial) {
+    NodeSpec n;
+    n.name = name;
+    n.fields["name"] = name;
+    if (!mac.empty()) n.fields["mac"] = mac;
+    if (!serial.empty()) n.fields["serial"] = serial;
+    return n;
+}
+
+std::unique_ptr<Output> parse_netboot(const std::string& yaml, Diagnostics& diag) {
+    Doc doc = yaml::parse(yaml, "t.yaml", diag);
+    const auto& e = doc.entries().front();
+    OutputParseEnv env{diag, "output 'netboot'", e.key_mark};
+    return find_output_type("netboot")->parse(e.value, env);
+}
+
+std::string netboot_error(const std::string& yaml) {
+    Diagnostics diag;
+    parse_netboot(yaml, diag);
+    try {
+        diag.checkpoint();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+ino_t inode(const std::string& p) {
+    struct stat st {};
+    REQUIRE(::lstat(p.c_str(), &st) == 0);
+    return st.st_ino;
+}
+
+} // namespace
+
+TEST_CASE("netboot cmdline: root= becomes the node's NFS root, SD-only arguments go, the rest stays once", "[netboot]") {
+    auto o = opts();
+    CHECK(netboot::cmdline("console=serial0,115200 console=tty1 root=PARTUUID=1234abcd-02 rootfstype=ext4 fsck.repair=yes "
+                           "rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot cgroup_enable=memory "
+                           "cgroup_memory=1 cgroup_enable=memory\n",
+                           o, "worker-1") ==
+          "console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.0.0.1:/srv/nfs/worker-1,vers=3,tcp rw ip=dhcp "
+          "rootwait quiet cgroup_enable=memory cgroup_memory=1\n");
+    o.nfs_version = 4;
+    o.export_base = "/exports";
+    // No root= at all: the NFS arguments go at the end; ip= and rw/ro are replaced, resize goes.
+    CHECK(netboot::cmdline("ro ip=10.0.0.5 resize dwc_otg.lpm_enable=0", o, "n") ==
+          "dwc_otg.lpm_enable=0 root=/dev/nfs nfsroot=10.0.0.1:/exports/n,vers=4,tcp rw ip=dhcp rootwait\n");
+    // A quoted argument stays one argument.
+    CHECK(netboot::cmdline("root=/dev/mmcblk0p2 x=\"a b\"", o, "n") ==
+          "root=/dev/nfs nfsroot=10.0.0.1:/exports/n,vers=4,tcp rw ip=dhcp rootwait x=\"a b\"\n");
+    CHECK(netboot::cmdline("", o, "n") == "root=/dev/nfs nfsroot=10.0.0.1:/exports/n,vers=4,tcp rw ip=dhcp rootwait\n");
+}
+
+TEST_CASE("netboot fstab: the SD card's root and boot lines go, everything else stays", "[netboot]") {
+    CHECK(netboot::fstab("proc /proc proc defaults 0 0\nPARTUUID=1234abcd-01 /boot/firmware vfat defaults 0 2\n"
+                         "PARTUUID=1234abcd-02 / ext4 defaults,noatime 0 1\ntmpfs /tmp tmpfs defaults 0 0\n",
+                         "/boot/firmware") == "proc /proc proc defaults 0 0\ntmpfs /tmp tmpfs defaults 0 0\n");
+    CHECK(netboot::fstab("# LABEL=x / ext4\nLABEL=RASPIROOT / ext4 rw 0 1\nLABEL=RASPIFIRM /boot/firmware vfat rw 0 2\n"
+                         "UUID=abcd /data ext4 defaults 0 2\n/dev/mmcblk0p1 /boot vfat defaults 0 0",
+                         "/boot") == "# LABEL=x / ext4\nLABEL=RASPIFIRM /boot/firmware vfat rw 0 2\nUUID=abcd /data ext4 defaults 0 2\n");
+}
+
+TEST_CASE("netboot TFTP folders are named as the bootloader asks", "[netboot]") {
+    auto o = opts();
+    CHECK(netboot::folder_for(o, node("a", "b8:27:eb:12:34:56", "")) == "b8-27-eb-12-34-56");
+    o.prefix = netboot::Prefix::Serial;
+    CHECK(netboot::folder_for(o, node("a", "", "a1b2c3d4")) == "a1b2c3d4");
+    try {
+        netboot::folder_for(o, node("worker-2", "b8:27:eb:12:34:56", ""));
+        FAIL("no error");
+    } catch (const Error& e) {
+        CHECK(std::string(e.what()) == "node 'worker-2' has no serial: its TFTP folder is named by it (prefix: serial); "
+                                       "give the node a serial, or choose prefix: mac");
+    }
+    o.prefix = netboot::Prefix::None;
+    CHECK(netboot::folder_for(o, node("a", "", "")).empty());
+}
+
+TEST_CASE("netboot fsids are stable, non-zero and distinct", "[netboot]") {
+    std::vector<std::string> names;
+    for (int i = 0; i < 500; ++i) names.push_back("worker-" + std::to_string(i));
+    auto ids = netboot::fsids(names);
+    std::set<uint32_t> distinct(ids.begin(), ids.end());
+    CHECK(distinct.size() == names.size());
+    CHECK(distinct.count(0) == 0);
+    CHECK(netboot::fsids({"worker-7"}).front() == ids[7]);
+    CHECK(netboot::fsids({"a", "a"})[1] == netboot::fsids({"a"})[0] + 1); // a clash moves the later one
+}
+
+TEST_CASE("netboot server files", "[netboot]") {
+    auto o = opts();
+    std::vector<netboot::NodeRow> rows = {{"w1", "b8:27:eb:00:00:01", "a1b2c301", "10.0.0.11/24", "b8-27-eb-00-00-01"},
+                                          {"w2", "", "a1b2c302", "", "b8-27-eb-00-00-02"}};
+    std::string conf = netboot::dnsmasq_conf(o, "worker");
+    for (const char* line : {"\nport=0\n", "\ndhcp-range=10.0.0.0,proxy,255.255.255.0\n", "\nenable-tftp\n",
+                             "\ntftp-root=/srv/tftp\n", "\ntftp-unique-root=mac\n", "\npxe-service=0,\"Raspberry Pi Boot\"\n"})
+        CHECK(conf.find(line) != std::string::npos);
+    o.prefix = netboot::Prefix::Serial;
+    CHECK(netboot::dnsmasq_conf(o, "worker").find("tftp-unique-root") == std::string::npos);
+    auto ids = netboot::fsids({"w1", "w2"});
+    std::string ex = netboot::exports(o, rows);
+    CHECK(ex.find("\n/srv/nfs/w1  *(rw,sync,no_subtree_check,no_root_squash,fsid=" + std::to_string(ids[0]) + ")\n") != std::string::npos);
+    CHECK(ex.find("\n/srv/nfs/w2  *(rw,sync,no_subtree_check,no_root_squash,fsid=" + std::to_string(ids[1]) + ")\n") != std::string::npos);
+    CHECK(netboot::nodes_table(o, rows) ==
+          "NAME  MAC                SERIAL    IP            TFTP                     NFS\n"
+          "w1    b8:27:eb:00:00:01  a1b2c301  10.0.0.11/24  tftp/b8-27-eb-00-00-01/  10.0.0.1:/srv/nfs/w1\n"
+          "w2    -                  a1b2c302  -             tftp/b8-27-eb-00-00-02/  10.0.0.1:/srv/nfs/w2\n");
+}
+
+TEST_CASE("netboot options are checked, each error at its value", "[netboot]") {
+    CHECK(netboot_error("netboot: {server: 10.0.0.1}") == "");
+    CHECK(netboot_error("netboot: {server: 10.0.0.300}") == "t.yaml:1:19: output 'netboot': server '10.0.0.300' is not an IPv4 address");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1/24}") ==
+          "t.yaml:1:19: output 'netboot': server '10.0.0.1/24' must be an address without a /prefix");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1, prefix: ip}") == "t.yaml:1:37: output 'netboot': prefix 'ip' is not mac, serial or none");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1, subnet: 192.168.1.0/24}") ==
+          "t.yaml:1:37: output 'netboot': server 10.0.0.1 is not in subnet 192.168.1.0/24");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1, subnet: 10.0.0.0}") ==
+          "t.yaml:1:37: output 'netboot': subnet '10.0.0.0' needs a /prefix, such as 10.0.0.0/24");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1, tftp_root: ../x}") ==
+          "t.yaml:1:40: output 'netboot': tftp_root '../x' must be a folder inside the output folder (--out), relative and without '..'");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1, nfs_root: tftp/nfs}") ==
+          "t.yaml:1:10: output 'netboot': tftp_root 'tftp' and nfs_root 'tftp/nfs' overlap; give each its own folder");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1, export_base: srv/nfs}") ==
+          "t.yaml:1:42: output 'netboot': export_base 'srv/nfs' must be an absolute path on the server without blanks");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1, nfs_version: 2}") == "t.yaml:1:42: output 'netboot': nfs_version 2 is not 3 or 4");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1, share: all}") == "t.yaml:1:36: output 'netboot': share 'all' is not auto or none");
+    CHECK(netboot_error("netboot: {}") == "t.yaml:1:10: output 'netboot': missing required key 'server'");
+}
+
+TEST_CASE("netboot writes per-node TFTP folders and NFS roots sharing what may be shared", "[netboot]") {
+    uint32_t uid = ::geteuid(), gid = ::getegid();
+    auto mine = [&](Entry e) {
+        e.uid = uid;
+        e.gid = gid;
+        return e;
+    };
+    Tree tree;
+    tree.put("/", mine(dir()));
+    for (const char* d : {"/boot", "/boot/firmware", "/boot/firmware/overlays", "/usr", "/usr/bin", "/etc", "/var"})
+        tree.put(d, mine(dir()));
+    tree.put("/bin", mine(link("usr/bin")));
+    tree.put("/boot/firmware/bootcode.bin", mine(file("rom")));
+    tree.put("/boot/firmware/start.elf", mine(file("elf", 0755)));
+    tree.put("/boot/firmware/overlays/x.dtbo", mine(file("dtbo")));
+    tree.put("/boot/firmware/cmdline.txt", mine(file("console=tty1 root=PARTUUID=1234abcd-02 rootwait\n")));
+    tree.put("/usr/bin/tool", mine(file("#!/bin/sh\n", 0755)));
+    tree.put("/etc/hostname", mine(file("pi\n")));
+    tree.put("/etc/fstab", mine(file("proc /proc proc defaults 0 0\nPARTUUID=1234abcd-02 / ext4 defaults 0 1\n")));
+
+    Diagnostics diag;
+    auto a = parse_netboot("netboot: {server: 10.0.0.1}", diag);
+    auto b = parse_netboot("netboot: {server: 10.0.0.1}", diag);
+    diag.checkpoint();
+    NodeSpec n1 = node("w1", "b8:27:eb:00:00:01", ""), n2 = node("w2", "b8:27:eb:00:00:02", "");
+    TempDir out;
+    {
+        Staging staging(out.path());
+        OutputWriteEnv env;
+        env.now = {1700000000, 0};
+        env.identity = "r";
+        env.node = &n1;
+        a->write(tree, staging, env);
+        env.node = &n2;
+        b->write(tree, staging, env);
+        a->finish(staging, {{a.get(), &n1}, {b.get(), &n2}}, env);
+        staging.commit();
+    }
+    std::string t = out.path() + "/tftp/", n = out.path() + "/nfs/";
+    CHECK(slurp(t + "b8-27-eb-00-00-01/cmdline.txt") ==
+          "console=tty1 root=/dev/nfs nfsroot=10.0.0.1:/srv/nfs/w1,vers=3,tcp rw ip=dhcp rootwait\n");
+    CHECK(slurp(t + "b8-27-eb-00-00-02/cmdline.txt").find("nfsroot=10.0.0.1:/srv/nfs/w2,") != std::string::npos);
+    CHECK(inode(t + "b8-27-eb-00-00-01/start.elf") == inode(t + "b8-27-eb-00-00-02/start.elf"));
+    CHECK(inode(t + "b8-27-eb-00-00-01/overlays/x.dtbo") == inode(t + "b8-27-eb-00-00-02/overlays/x.dtbo"));
+    CHECK(inode(t + "bootcode.bin") == inode(t + "b8-27-eb-00-00-01/bootcode.bin"));
+    CHECK(inode(t + "b8-27-eb-00-00-01/cmdline.txt") != inode(t + "b8-27-eb-00-00-02/cmdline.txt"));
+    CHECK(slurp(t + "b8-27-eb-00-00-01/start.elf") == "elf");
+
+    CHECK(inode(n + "w1/usr/bin/tool") == inode(n + "w2/usr/bin/tool"));
+    CHECK(inode(n + "w1/etc/hostname") != inode(n + "w2/etc/hostname"));
+    CHECK(slurp(n + "w1/etc/fstab") == "proc /proc proc defaults 0 0\n");
+    struct stat st {};
+    REQUIRE(::lstat((n + "w1/usr/bin/tool").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0755);
+    CHECK(st.st_nlink == 3); // the store's name and both nodes'
+    CHECK(::lstat((n + "w1/boot/firmware").c_str(), &st) == 0);
+    CHECK(::lstat((n + "w1/boot/firmware/start.elf").c_str(), &st) != 0);
+    CHECK(slurp(out.path() + "/netboot/exports").find("/srv/nfs/w2  *(rw,") != std::string::npos);
+    CHECK(slurp(out.path() + "/netboot/dnsmasq.conf").find("tftp-unique-root=mac\n") != std::string::npos);
+}
+
+TEST_CASE("netboot with prefix none refuses a second node", "[netboot]") {
+    Tree tree;
+    tree.put("/boot/firmware/cmdline.txt", file("root=/dev/mmcblk0p2\n"));
+    tree.walk([](const std::string&, const Entry&) {});
+    Diagnostics diag;
+    auto a = parse_netboot("netboot: {server: 10.0.0.1, prefix: none}", diag);
+    diag.checkpoint();
+    if (::geteuid() != 0) return; // the tree is root's
+    NodeSpec n1 = node("w1", "", ""), n2 = node("w2", "", "");
+    TempDir out;
+    Staging staging(out.path());
+    OutputWriteEnv env;
+    env.node = &n1;
+    a->write(tree, staging, env);
+    env.node = &n2;
+    CHECK_THROWS_WITH(a->write(tree, staging, env),
+                      "output 'netboot': prefix: none serves one node from the TFTP root itself, but nodes 'w1' and 'w2' "
+                      "both boot from it; use prefix: mac or serial");
+}
+
+TEST_CASE("a FileStore shares an inode only between files whose content and metadata match", "[netboot]") {
+    TempDir d;
+    FileStore store(d.path() + "/.store");
+    auto f = [](const std::string& data, uint32_t perm, int64_t mtime) {
+        Entry e = Entry::file(make_blob(data), perm, {mtime, 0}, ::geteuid(), ::getegid());
+        return e;
+    };
+    store.link(f("x", 0644, 1), d.path() + "/a");
+    store.link(f("x", 0644, 1), d.path() + "/b"); // another content object, same bytes
+    store.link(f("x", 0755, 1), d.path() + "/c");
+    store.link(f("x", 0644, 2), d.path() + "/d");
+    store.link(f("y", 0644, 1), d.path() + "/e");
+    CHECK(inode(d.path() + "/a") == inode(d.path() + "/b"));
+    CHECK(inode(d.path() + "/a") != inode(d.path() + "/c"));
+    CHECK(inode(d.path() + "/a") != inode(d.path() + "/d"));
+    CHECK(inode(d.path() + "/a") != inode(d.path() + "/e"));
+    CHECK(store.files() == 4);
+    struct stat st {};
+    REQUIRE(::lstat((d.path() + "/c").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0755);
+    CHECK(st.st_mtime == 1);
+    CHECK(slurp(d.path() + "/e") == "y");
+}
+
+TEST_CASE("CopySources gives each copy its own inode and the same bytes", "[netboot]") {
+    TempDir d;
+    CopySources copies;
+    Entry e = Entry::file(make_blob(std::string(100000, 'z')), 0600, {}, ::geteuid(), ::getegid());
+    copies.write(d.path() + "/one", e);
+    copies.write(d.path() + "/two", e); // a reflink where the filesystem offers one, else a copy
+    copies.write(d.path() + "/three", e);
+    CHECK(slurp(d.path() + "/two") == std::string(100000, 'z'));
+    CHECK(slurp(d.path() + "/three") == std::string(100000, 'z'));
+    CHECK(inode(d.path() + "/one") != inode(d.path() + "/two"));
+}
