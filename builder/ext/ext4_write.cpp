@@ -320,6 +320,9 @@ Result<void> write(const Tree& tree, const std::string& image, uint64_t offset, 
         check(ext2fs_get_journal_params(&jparams, fs), "journal size");
         check(ext2fs_add_journal_inode3(fs, &jparams, ~0ULL, 0), "create the journal");
         sb->s_state |= EXT2_VALID_FS;
+        // Groups whose bitmaps stay uninitialised are skipped when the bitmaps are written, and that is
+        // where their descriptor checksums would be set: set them all, after the flags changed above.
+        for (dgrp_t g = 0; g < fs->group_desc_count; ++g) ext2fs_group_desc_csum_set(fs, g);
         e = ext2fs_close_free(&fs);
         if (e) return fail("ext4 at byte " + std::to_string(offset) + " of '" + image + "': writing: " + err(e));
     } catch (const Error& x) {
