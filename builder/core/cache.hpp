@@ -1,6 +1,7 @@
 // The download and decode cache: $IMGBUILD_CACHE, else $XDG_CACHE_HOME/imgbuild, else
-// ~/.cache/imgbuild. Entries are content-addressed (named by sha256) and appear by rename, so a reader
-// sees a whole file or none; a lock file serialises two builds that would make the same entry.
+// ~/.cache/imgbuild. Entries are named by a sha256 (of their content or of a verified pin; an unpinned
+// local image's decoded copy by the file's identity, sources/image.cpp) and appear by rename, so a
+// reader sees a whole file or none; a lock file serialises two builds that would make the same entry.
 #pragma once
 
 #include <functional>
