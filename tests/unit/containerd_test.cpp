@@ -3,6 +3,7 @@
 #include "ext/package.hpp"
 #include "ext/yaml.hpp"
 #include "helpers.hpp"
+#include "step_runner.hpp"
 #include "steps/step.hpp"
 
 #include <catch2/catch.hpp>
@@ -35,15 +36,6 @@ void sh(const std::string& command) {
     REQUIRE(std::system(command.c_str()) == 0);
 }
 
-std::unique_ptr<Step> parse_step(const std::string& yaml, Diagnostics& diag) {
-    Doc doc = yaml::parse(yaml, "t.yaml", diag);
-    REQUIRE(doc.is_map());
-    const auto& e = doc.entries().front();
-    const StepType* type = find_step_type(e.key);
-    REQUIRE(type);
-    StepParseEnv env{diag, "step '" + e.key + "'", e.key_mark};
-    return type->parse(e.value, env);
-}
 
 std::unique_ptr<Step> parsed(const std::string& yaml) {
     Diagnostics diag;
@@ -53,16 +45,6 @@ std::unique_ptr<Step> parsed(const std::string& yaml) {
     return step;
 }
 
-std::string error_of(const std::string& yaml) {
-    Diagnostics diag;
-    parse_step(yaml, diag);
-    try {
-        diag.checkpoint();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 // A merged-/usr arm64 image whose architecture shows only in /bin/sh.
 Tree arm64_image() {

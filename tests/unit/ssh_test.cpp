@@ -4,6 +4,7 @@
 #include "ext/sshkey.hpp"
 #include "ext/yaml.hpp"
 #include "helpers.hpp"
+#include "step_runner.hpp"
 #include "steps/step.hpp"
 
 #include <catch2/catch.hpp>
@@ -21,34 +22,8 @@ const std::string k_ecdsa =
     "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBFGHwpq+LAVPdMq3P"
     "NfypZBJI/2bOVY/MfIdLD5bzFOymgZ47RCX1GU9jKd82k8CwYGEx3fSetx65KeI/jaGBKM= ops";
 
-std::unique_ptr<Step> parse_step(const std::string& yaml, Diagnostics& diag) {
-    Doc doc = yaml::parse(yaml, "t.yaml", diag);
-    REQUIRE(doc.is_map());
-    const auto& e = doc.entries().front();
-    const StepType* type = find_step_type(e.key);
-    REQUIRE(type);
-    StepParseEnv env{diag, "step '" + e.key + "'", e.key_mark};
-    return type->parse(e.value, env);
-}
 
-void run_step(const std::string& yaml, Tree& tree) {
-    Diagnostics diag;
-    auto step = parse_step(yaml, diag);
-    diag.checkpoint();
-    REQUIRE(step);
-    step->apply(tree, StepApplyEnv{{1700000000, 0}});
-}
 
-std::string error_of(const std::string& yaml) {
-    Diagnostics diag;
-    parse_step(yaml, diag);
-    try {
-        diag.checkpoint();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 // Everything about a tree that a step could change: paths, types, modes, owners, mtimes, contents.
 std::string snapshot(const Tree& tree) {

@@ -2,6 +2,7 @@
 #include "core/error.hpp"
 #include "ext/yaml.hpp"
 #include "helpers.hpp"
+#include "step_runner.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -11,34 +12,8 @@ using namespace ib::test;
 namespace {
 
 // Parses one step from YAML text ("hostname: {name: x}") and applies it to `tree`.
-std::unique_ptr<Step> parse_step(const std::string& yaml, Diagnostics& diag) {
-    Doc doc = yaml::parse(yaml, "t.yaml", diag);
-    REQUIRE(doc.is_map());
-    const auto& e = doc.entries().front();
-    const StepType* type = find_step_type(e.key);
-    REQUIRE(type);
-    StepParseEnv env{diag, "step '" + e.key + "'", e.key_mark};
-    return type->parse(e.value, env);
-}
 
-void run_step(const std::string& yaml, Tree& tree) {
-    Diagnostics diag;
-    auto step = parse_step(yaml, diag);
-    diag.checkpoint();
-    REQUIRE(step);
-    step->apply(tree, StepApplyEnv{{1700000000, 0}});
-}
 
-std::string error_of(const std::string& yaml) {
-    Diagnostics diag;
-    parse_step(yaml, diag);
-    try {
-        diag.checkpoint();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 Tree debian_etc() {
     Tree t;

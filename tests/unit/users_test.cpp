@@ -2,6 +2,7 @@
 #include "core/passwd.hpp"
 #include "ext/yaml.hpp"
 #include "helpers.hpp"
+#include "step_runner.hpp"
 #include "steps/step.hpp"
 
 #include <catch2/catch.hpp>
@@ -18,34 +19,8 @@ const std::string k_yescrypt = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$GmcwIgvdUC9qLWcKCi
 const std::string k_bcrypt = "$2b$10$abcdefghijklmnopqrstuuqflPDzB6gcMhKa1rZqKiun2YGL5sa2u";
 const std::string k_today = "19675"; // 1700000000 / 86400
 
-std::unique_ptr<Step> parse_step(const std::string& yaml, Diagnostics& diag) {
-    Doc doc = yaml::parse(yaml, "t.yaml", diag);
-    REQUIRE(doc.is_map());
-    const auto& e = doc.entries().front();
-    const StepType* type = find_step_type(e.key);
-    REQUIRE(type);
-    StepParseEnv env{diag, "step '" + e.key + "'", e.key_mark};
-    return type->parse(e.value, env);
-}
 
-void run_step(const std::string& yaml, Tree& tree) {
-    Diagnostics diag;
-    auto step = parse_step(yaml, diag);
-    diag.checkpoint();
-    REQUIRE(step);
-    step->apply(tree, StepApplyEnv{{1700000000, 0}});
-}
 
-std::string error_of(const std::string& yaml) {
-    Diagnostics diag;
-    parse_step(yaml, diag);
-    try {
-        diag.checkpoint();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 std::string snapshot(const Tree& tree) {
     std::string s;
