@@ -80,32 +80,13 @@ const Form k_forms[] = {
 };
 
 // Points $IMGBUILD_CACHE at a fresh folder for the test's lifetime, with progress messages off.
-class TempCache {
-public:
-    TempCache() {
-        log::set_level(log::Level::Quiet);
-        if (const char* old = std::getenv("IMGBUILD_CACHE")) m_old = old;
-        ::setenv("IMGBUILD_CACHE", (m_dir.path() + "/cache").c_str(), 1);
-    }
-    ~TempCache() {
-        log::set_level(log::Level::Normal);
-        if (m_old) ::setenv("IMGBUILD_CACHE", m_old->c_str(), 1);
-        else ::unsetenv("IMGBUILD_CACHE");
-    }
-    // The decoded images in the cache, by name, sorted.
-    std::vector<std::string> decoded() const {
-        std::vector<std::string> names;
-        std::error_code ec;
-        for (const auto& e : fs::directory_iterator(m_dir.path() + "/cache/decoded", ec))
-            if (e.path().extension() == ".img") names.push_back(e.path().filename().string());
-        std::sort(names.begin(), names.end());
-        return names;
-    }
-
-private:
-    TempDir m_dir;
-    std::optional<std::string> m_old;
-};
+// The decoded images in the cache, by name, sorted.
+std::vector<std::string> decoded(const TempCache& cache) {
+    std::vector<std::string> out;
+    for (const auto& n : cache.names("decoded"))
+        if (n.ends_with(".img")) out.push_back(n);
+    return out;
+}
 
 } // namespace
 
@@ -220,7 +201,7 @@ TEST_CASE("a pinned image is verified while it is decoded and cached by its pin"
     // The wrong pin: the recipe's message, and nothing in the cache.
     CHECK_THROWS_WITH(open_disk_image(in, other),
                       "image '" + in + "' has sha256 " + actual + ", but the recipe pins " + other);
-    CHECK(cache.decoded().empty());
+    CHECK(decoded(cache).empty());
 
     // A truncated file under a pin is not the file pinned; unpinned, it is a truncated file.
     run("cd " + d.path() + " && xz -c image.img | head -c 20000 > cut.img.xz");
@@ -228,18 +209,18 @@ TEST_CASE("a pinned image is verified while it is decoded and cached by its pin"
     CHECK_THROWS_WITH(open_disk_image(cut, actual),
                       "image '" + cut + "' has sha256 " + sha256_file(cut).value() + ", but the recipe pins " + actual);
     CHECK_THROWS_WITH(open_disk_image(cut, ""), StartsWith("image: '" + cut + "': the xz data ends early: the file is truncated"));
-    CHECK(cache.decoded().empty());
+    CHECK(decoded(cache).empty());
 
     // The right pin: decoded into the cache under the pin (the fixture is no disk image: reading the
     // decoded copy fails after that, naming the input).
     auto not_an_image = StartsWith("image '" + in + "': no ext2/3/4 root filesystem");
     CHECK_THROWS_WITH(open_disk_image(in, actual).read(), not_an_image);
-    CHECK(cache.decoded() == std::vector<std::string>{actual + ".img"});
+    CHECK(decoded(cache) == std::vector<std::string>{actual + ".img"});
 
     // A cache hit reads nothing of the input: not even a file that is no longer the one pinned.
     run("cd " + d.path() + " && echo other | xz > image.img.xz");
     CHECK_THROWS_WITH(open_disk_image(in, actual).read(), not_an_image);
-    CHECK(cache.decoded() == std::vector<std::string>{actual + ".img"});
+    CHECK(decoded(cache) == std::vector<std::string>{actual + ".img"});
 }
 
 TEST_CASE("an unpinned image is cached by the file's identity: a changed file is decoded again", "[decode]") {
@@ -251,16 +232,16 @@ TEST_CASE("an unpinned image is cached by the file's identity: a changed file is
     std::string in = d.path() + "/image.img.zst";
     auto not_an_image = StartsWith("image '" + in + "': no ext2/3/4 root filesystem");
     CHECK_THROWS_WITH(open_disk_image(in, "").read(), not_an_image);
-    auto first = cache.decoded();
+    auto first = decoded(cache);
     REQUIRE(first.size() == 1);
     CHECK_THAT(first[0], StartsWith("file-"));
     CHECK_FALSE(first[0] == sha256_file(in).value() + ".img"); // not keyed by content
     // Unchanged: the same entry.
     CHECK_THROWS_WITH(open_disk_image(in, "").read(), not_an_image);
-    CHECK(cache.decoded() == first);
+    CHECK(decoded(cache) == first);
     // Same content, another modification time: another entry (its mtime is all that changed).
     struct timespec times[2] = {{0, UTIME_OMIT}, {1600000000, 5}};
     REQUIRE(::utimensat(AT_FDCWD, in.c_str(), times, 0) == 0);
     CHECK_THROWS_WITH(open_disk_image(in, "").read(), not_an_image);
-    CHECK(cache.decoded().size() == 2);
+    CHECK(decoded(cache).size() == 2);
 }

@@ -25,37 +25,12 @@ namespace {
 namespace fs = std::filesystem;
 
 // Points $IMGBUILD_CACHE at a fresh folder for the test's lifetime, with progress messages off.
-class TempCache {
-public:
-    TempCache() {
-        log::set_level(log::Level::Quiet);
-        if (const char* old = std::getenv("IMGBUILD_CACHE")) m_old = old;
-        ::setenv("IMGBUILD_CACHE", (m_dir.path() + "/cache").c_str(), 1);
-    }
-    ~TempCache() {
-        log::set_level(log::Level::Normal);
-        if (m_old) ::setenv("IMGBUILD_CACHE", m_old->c_str(), 1);
-        else ::unsetenv("IMGBUILD_CACHE");
-    }
-    std::string path(const std::string& rel) const { return m_dir.path() + "/cache/" + rel; }
-    // The names in a cache folder, sorted, lock files left out (they stay by design: cache.cpp).
-    std::string listing(const std::string& kind) const {
-        std::vector<std::string> names;
-        std::error_code ec;
-        for (const auto& e : fs::directory_iterator(path(kind), ec)) {
-            std::string n = e.path().filename().string();
-            if (!n.ends_with(".lock")) names.push_back(n);
-        }
-        std::sort(names.begin(), names.end());
-        std::string s;
-        for (const auto& n : names) s += n + "\n";
-        return s;
-    }
-
-private:
-    TempDir m_dir;
-    std::optional<std::string> m_old;
-};
+// The names in a cache folder, one per line.
+std::string listing(const TempCache& cache, const std::string& kind) {
+    std::string s;
+    for (const auto& n : cache.names(kind)) s += n + "\n";
+    return s;
+}
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -118,7 +93,7 @@ TEST_CASE("fetch: a pinned file:// URL is downloaded once, then found by its sha
     std::string got = fetch::download("file://" + file, pin);
     CHECK(got == cache.path("downloads/" + pin));
     CHECK(slurp(got) == data);
-    CHECK(cache.listing("downloads") == pin + "\n"); // no .part, no temp file
+    CHECK(listing(cache, "downloads") == pin + "\n"); // no .part, no temp file
 
     // A hit reads nothing: the URL is gone, and another URL with the same pin gives the same file.
     fs::remove(file);
@@ -128,7 +103,7 @@ TEST_CASE("fetch: a pinned file:// URL is downloaded once, then found by its sha
     // A different pin is a miss: the (missing) URL is read, and the error names it.
     std::string other = sha256_hex("other");
     CHECK(error_of("file://" + file, other).starts_with("file://" + file + ": "));
-    CHECK(cache.listing("downloads") == pin + "\n");
+    CHECK(listing(cache, "downloads") == pin + "\n");
 }
 
 TEST_CASE("fetch: a sha256 mismatch fails naming both sums and leaves nothing in the cache", "[fetch]") {
@@ -139,7 +114,7 @@ TEST_CASE("fetch: a sha256 mismatch fails naming both sums and leaves nothing in
     std::string url = "file://" + file;
     CHECK(error_of(url, pin) ==
           url + ": sha256 is " + sha256_hex("not what was pinned") + ", but the recipe pins " + pin);
-    CHECK(cache.listing("downloads").empty());
+    CHECK(listing(cache, "downloads").empty());
 }
 
 TEST_CASE("fetch: a .part left by an earlier attempt is continued, not started over", "[fetch]") {
@@ -153,7 +128,7 @@ TEST_CASE("fetch: a .part left by an earlier attempt is continued, not started o
 
     std::string got = fetch::download("file://" + file, pin);
     CHECK(slurp(got) == "AAAABBBB");
-    CHECK(cache.listing("downloads") == pin + "\n");
+    CHECK(listing(cache, "downloads") == pin + "\n");
 }
 
 TEST_CASE("fetch: a .part that cannot be continued is dropped and the download starts over", "[fetch]") {
@@ -165,7 +140,7 @@ TEST_CASE("fetch: a .part that cannot be continued is dropped and the download s
     std::ofstream(cache.path("downloads/" + pin + ".part"), std::ios::binary) << "longer than the file itself";
 
     CHECK(slurp(fetch::download("file://" + file, pin)) == "short");
-    CHECK(cache.listing("downloads") == pin + "\n");
+    CHECK(listing(cache, "downloads") == pin + "\n");
 }
 
 TEST_CASE("fetch: a URL that cannot be read fails naming it and leaves no empty .part", "[fetch]") {
@@ -175,9 +150,9 @@ TEST_CASE("fetch: a URL that cannot be read fails naming it and leaves no empty 
     std::string message = error_of(url, sha256_hex("x"));
     CHECK(message.starts_with(url + ": "));
     CHECK(message.find("missing.tar") != std::string::npos);
-    CHECK(cache.listing("downloads").empty());
+    CHECK(listing(cache, "downloads").empty());
     CHECK(error_of(url, "").starts_with(url + ": "));
-    CHECK(cache.listing("downloads-unpinned").empty());
+    CHECK(listing(cache, "downloads-unpinned").empty());
 }
 
 TEST_CASE("fetch: an unpinned URL is downloaded again every time, under the sha256 of the URL", "[fetch]") {
@@ -191,7 +166,7 @@ TEST_CASE("fetch: an unpinned URL is downloaded again every time, under the sha2
     src.write("base.tar", "version 2");
     CHECK(fetch::download(url, "") == got);
     CHECK(slurp(got) == "version 2");
-    CHECK(cache.listing("downloads-unpinned") == sha256_hex(url) + "\n");
+    CHECK(listing(cache, "downloads-unpinned") == sha256_hex(url) + "\n");
 }
 
 TEST_CASE("base: a URL needs a sha256 pin unless --insecure, and an http, https or file scheme", "[fetch]") {

@@ -45,9 +45,15 @@ inline std::string detailed_listing(const Tree& t, const std::string& skip = "")
 
 } // namespace ib::test
 
+#include "core/log.hpp"
+
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <unistd.h>
+#include <vector>
 
 namespace ib::test {
 
@@ -72,6 +78,41 @@ public:
 
 private:
     std::string m_path;
+};
+
+// Points IMGBUILD_CACHE at a fresh folder (and quiets the log) for the life of the object.
+class TempCache {
+public:
+    TempCache() {
+        log::set_level(log::Level::Quiet);
+        if (const char* old = std::getenv("IMGBUILD_CACHE")) m_old = old;
+        ::setenv("IMGBUILD_CACHE", (m_dir.path() + "/cache").c_str(), 1);
+    }
+    ~TempCache() {
+        log::set_level(log::Level::Normal);
+        if (m_old) ::setenv("IMGBUILD_CACHE", m_old->c_str(), 1);
+        else ::unsetenv("IMGBUILD_CACHE");
+    }
+    TempCache(const TempCache&) = delete;
+    TempCache& operator=(const TempCache&) = delete;
+
+    std::string path(const std::string& rel) const { return m_dir.path() + "/cache/" + rel; }
+    // The names in one cache folder ("decoded", "downloads"), sorted, lock files left out (they stay
+    // by design: cache.cpp).
+    std::vector<std::string> names(const std::string& kind) const {
+        std::vector<std::string> out;
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(path(kind), ec)) {
+            std::string n = e.path().filename().string();
+            if (!n.ends_with(".lock")) out.push_back(n);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+private:
+    TempDir m_dir;
+    std::optional<std::string> m_old;
 };
 
 } // namespace ib::test
