@@ -10,10 +10,15 @@
 //                                                 # of the seed, so it changes whenever the seed does
 //       network_config: ../cloud/network.yaml     # optional host file, or network_config_inline
 //       location: auto                            # auto (default) | boot | seed-dir
+//       schema_check: true                        # default: cloud-init's own schema check, see below
 //
 // user-data must be `#cloud-config` YAML (checked here: a map, no duplicate keys), a `#!` script, or
 // `## template: jinja` followed by either (not checked as YAML: Jinja may break it). network-config
-// must be a YAML map with `version: 1|2`, or a `network:` map holding it.
+// must be a YAML map with `version: 1|2`, or a `network:` map holding it. Where the host has
+// cloud-init (or $IMGBUILD_CLOUD_INIT names one; set it empty to never run it), #cloud-config
+// user-data must also pass `cloud-init schema`: a node's cloud-init only logs a warning for it and
+// carries on with what it understood. The host's cloud-init may be older or newer than the image's,
+// so `schema_check: false` turns the check off for one step.
 //
 // `seed-dir` writes /var/lib/cloud/seed/nocloud/; `boot` writes beside cmdline.txt in the boot folder
 // (core/boot.hpp), which Raspberry Pi OS Trixie and HypriotOS read through their own datasource config
@@ -24,6 +29,7 @@
 // anyway, with a warning.
 #include "core/boot.hpp"
 #include "core/error.hpp"
+#include "core/host_tool.hpp"
 #include "core/log.hpp"
 #include "core/recipe.hpp"
 #include "ext/sha256.hpp"
@@ -34,7 +40,9 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace ib {
@@ -195,8 +203,10 @@ Mark place(const Text& t, const Doc* d = nullptr) {
     return d ? d->mark() : Mark{std::make_shared<const std::string>(t.name), 1, 1};
 }
 
+void check_schema(const Text& t, const Doc* doc, StepParseEnv& env);
+
 // Checks user-data and returns its kind for describe().
-std::string check_user_data(const Text& t, StepParseEnv& env) {
+std::string check_user_data(const Text& t, bool schema_check, StepParseEnv& env) {
     std::string line = line_at(t.text, 0);
     bool jinja = line == "## template: jinja";
     if (jinja) line = line_at(t.text, 1);
@@ -219,7 +229,58 @@ std::string check_user_data(const Text& t, StepParseEnv& env) {
         env.diag.error(t.doc->mark(), env.what + ": " + t.label + " is not valid YAML");
     else if (!doc.is_null() && !doc.is_map())
         env.diag.error(place(t, &doc), env.what + ": #cloud-config user-data must be a YAML map, found " + doc.kind_name());
+    else if (schema_check && doc.is_map() && !doc.entries().empty()) // cloud-init's schema calls an empty one "not a dict"
+        check_schema(t, &doc, env);
     return "#cloud-config";
+}
+
+// The cloud-init that checks user-data: $IMGBUILD_CLOUD_INIT when set (empty: none), else the PATH's.
+std::optional<std::string> host_cloud_init() {
+    if (const char* forced = std::getenv("IMGBUILD_CLOUD_INIT")) return host_tool::find_program(forced);
+    return host_tool::find_program("cloud-init");
+}
+
+// What `cloud-init schema` objects to in `output`: the text after "Cloud config schema errors: "
+// (cloud-init 22 to 24 all say it so), else its last line.
+std::string schema_complaint(const std::string& output) {
+    const std::string k_lead = "Cloud config schema errors: ";
+    std::string text = output;
+    if (size_t at = output.find(k_lead); at != std::string::npos) text = output.substr(at + k_lead.size());
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    if (output.find(k_lead) != std::string::npos) text = text.substr(0, text.find('\n'));
+    else if (size_t nl = text.rfind('\n'); nl != std::string::npos) text = text.substr(nl + 1);
+    return text.empty() ? "it gave no reason" : text;
+}
+
+// Runs the host's `cloud-init schema` on #cloud-config user-data. Each text is checked once per run:
+// the same user-data for 400 nodes costs one cloud-init start (about a second).
+void check_schema(const Text& t, const Doc* doc, StepParseEnv& env) {
+    auto program = host_cloud_init();
+    if (!program) {
+        log::detail(env.what + ": no cloud-init on this host: user-data not checked against its schema");
+        return;
+    }
+    static std::map<std::string, host_tool::Result> k_checked;
+    std::string key = *program + "\n" + sha256_hex(t.text);
+    auto it = k_checked.find(key);
+    if (it == k_checked.end())
+        it = k_checked.emplace(key, host_tool::run({*program, "schema", "--config-file", "/dev/stdin"}, t.text)).first;
+    const host_tool::Result& r = it->second;
+    if (r.status == 0) return;
+    if (r.status < 0) {
+        log::warn(env.what + ": could not run '" + *program + " schema': " + r.output);
+        return;
+    }
+    std::string complaint = schema_complaint(r.output);
+    // Point at the top-level key the complaint starts with, when the user-data has it.
+    Mark at = place(t, doc);
+    if (doc && doc->is_map()) {
+        std::string first = complaint.substr(0, complaint.find_first_of(":."));
+        for (const auto& e : doc->entries())
+            if (e.key == first && t.from != "inline") at = e.key_mark;
+    }
+    env.diag.error(at, env.what + ": cloud-init schema (" + *program + " on this host) rejects " + t.label + ": " +
+                           complaint + " (give 'schema_check: false' if the image's cloud-init accepts it)");
 }
 
 void check_network_config(const Text& t, StepParseEnv& env) {
@@ -305,6 +366,7 @@ std::unique_ptr<Step> parse_cloud_init(const Doc& options, StepParseEnv& env) {
     bool has_network = m.get("network_config") != nullptr;
     bool has_network_inline = m.get("network_config_inline") != nullptr;
     auto location = m.string("location");
+    bool schema_check = m.boolean("schema_check").value_or(true);
     m.finish();
 
     std::string location_name = location.value_or("auto");
@@ -318,7 +380,7 @@ std::unique_ptr<Step> parse_cloud_init(const Doc& options, StepParseEnv& env) {
 
     if (!user_key.empty()) {
         if (auto t = read_text(options, user_key, env)) {
-            step->m_user_data_kind = check_user_data(*t, env);
+            step->m_user_data_kind = check_user_data(*t, schema_check, env);
             step->m_user_data = t->text;
             step->m_user_data_from = t->from;
         }

@@ -1,3 +1,4 @@
+#include "core/host_tool.hpp"
 #include "core/log.hpp"
 #include "ext/yaml.hpp"
 #include "helpers.hpp"
@@ -5,7 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
+#include <sys/stat.h>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <sstream>
@@ -283,12 +287,73 @@ TEST_CASE("cloud_init checks its options", "[step][cloud_init]") {
     CHECK(error_of("cloud_init: x") == "t.yaml:1:13: step 'cloud_init': expected a map of options, found a string");
 }
 
-// cloud-init's own schema check of what the step writes, where the host has cloud-init.
+namespace {
+
+// Sets IMGBUILD_CLOUD_INIT for one test, and puts back what main() set.
+struct CloudInitProgram {
+    explicit CloudInitProgram(const std::string& path) { ::setenv("IMGBUILD_CLOUD_INIT", path.c_str(), 1); }
+    ~CloudInitProgram() { ::setenv("IMGBUILD_CLOUD_INIT", "", 1); }
+};
+
+} // namespace
+
+// The host's `cloud-init schema`, played by a script: what the step does with its verdicts.
+TEST_CASE("cloud_init runs the host's cloud-init schema on #cloud-config user-data", "[step][cloud_init]") {
+    TempDir d;
+    // Says what cloud-init 22.4 says for a wrong type, and counts its runs.
+    std::string fake = d.write("cloud-init", "#!/bin/sh\n"
+                                             "echo run >> " + d.path() + "/runs\n"
+                                             "[ \"$1 $2 $3\" = 'schema --config-file /dev/stdin' ] || exit 9\n"
+                                             "if grep -q 'runcmd: 42' /dev/stdin; then\n"
+                                             "  echo 'Cloud config schema deprecations: '\n"
+                                             "  echo 'Error:' >&2\n"
+                                             "  echo \"Cloud config schema errors: runcmd: 42 is not of type 'array'\" >&2\n"
+                                             "  exit 1\n"
+                                             "fi\n");
+    REQUIRE(::chmod(fake.c_str(), 0755) == 0);
+    CloudInitProgram use(fake);
+    auto runs = [&] {
+        std::ifstream in(d.path() + "/runs");
+        std::string line;
+        long n = 0;
+        while (std::getline(in, line)) ++n;
+        return n;
+    };
+
+    CHECK(error_of("cloud_init: {user_data_inline: \"#cloud-config\\nruncmd: [[true]]\\n\"}") == "");
+    CHECK(error_of("cloud_init: {user_data_inline: \"#cloud-config\\nruncmd: 42\\n\"}") ==
+          "t.yaml:1:32: step 'cloud_init': cloud-init schema (" + fake + " on this host) rejects user_data_inline: "
+          "runcmd: 42 is not of type 'array' (give 'schema_check: false' if the image's cloud-init accepts it)");
+    // A host file: the complaint points at the key it names.
+    d.write("ud.yaml", "#cloud-config\nhostname: a\nruncmd: 42\n");
+    CHECK(error_of("cloud_init: {user_data: " + d.path() + "/ud.yaml}") ==
+          d.path() + "/ud.yaml:3:1: step 'cloud_init': cloud-init schema (" + fake + " on this host) rejects user_data '" +
+              d.path() + "/ud.yaml': runcmd: 42 is not of type 'array' (give 'schema_check: false' if the image's "
+              "cloud-init accepts it)");
+    long before = runs();
+    CHECK(before == 3);
+    // The same text again is not checked again; schema_check: false and scripts are not checked at all.
+    CHECK(error_of("cloud_init: {user_data_inline: \"#cloud-config\\nruncmd: [[true]]\\n\"}") == "");
+    CHECK(error_of("cloud_init: {user_data_inline: \"#cloud-config\\nruncmd: 42\\n\", schema_check: false}") == "");
+    CHECK(error_of("cloud_init: {user_data_inline: \"#!/bin/sh\\necho runcmd: 42\\n\"}") == "");
+    CHECK(runs() == before);
+    CHECK(error_of("cloud_init: {user_data_inline: \"#cloud-config\\n\", schema_check: maybe}") ==
+          "t.yaml:1:65: step 'cloud_init': 'schema_check' must be true or false, found 'maybe'");
+}
+
+TEST_CASE("cloud_init without a cloud-init on the host checks the YAML only", "[step][cloud_init]") {
+    CloudInitProgram use("/nonexistent/cloud-init");
+    CHECK(error_of("cloud_init: {user_data_inline: \"#cloud-config\\nruncmd: 42\\n\"}") == "");
+}
+
+// The real cloud-init, where the host has it (ci/deps.sh installs it for the test run).
 TEST_CASE("cloud_init user-data passes cloud-init schema", "[step][cloud_init][host]") {
-    if (std::system("command -v cloud-init >/dev/null 2>&1") != 0) {
+    auto real = host_tool::find_program("cloud-init");
+    if (!real) {
         WARN("cloud-init is not installed on this host: schema check skipped");
         return;
     }
+    CloudInitProgram use(*real);
     Tree t = with_cloud_init();
     run_step("cloud_init:\n"
              "  user_data_inline: |\n"
@@ -300,7 +365,9 @@ TEST_CASE("cloud_init user-data passes cloud-init schema", "[step][cloud_init][h
     TempDir d;
     std::string good = d.write("user-data", t.read_file(k_seed + "/user-data"));
     CHECK(std::system(("cloud-init schema -c " + good + " >/dev/null 2>&1").c_str()) == 0);
-    // The check can fail: a wrong type is caught.
+    // The check can fail: a wrong type is caught, by cloud-init itself and through the step.
     std::string bad = d.write("bad", "#cloud-config\nruncmd: 42\n");
     CHECK(std::system(("cloud-init schema -c " + bad + " >/dev/null 2>&1").c_str()) != 0);
+    CHECK_THAT(error_of("cloud_init: {user_data_inline: \"#cloud-config\\nruncmd: 42\\n\"}"),
+               Catch::Contains("rejects user_data_inline: runcmd: 42 is not of type 'array'"));
 }
