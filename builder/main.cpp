@@ -109,8 +109,11 @@ int main(int argc, char** argv) {
             ib::Plan plan = ib::make_plan(validate_recipe, overrides, source_options);
             print_warnings(plan);
             if (verbose) std::cout << ib::describe(plan, out_dir);
-            std::cout << validate_recipe << ": ok (" << plan.steps.size() << " steps, " << plan.recipe.nodes.size()
-                      << " nodes, " << plan.outputs.size() << " outputs)\n";
+            auto count = [](size_t n, const char* what) {
+                return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+            };
+            std::cout << validate_recipe << ": ok (" << count(plan.steps.size(), "step") << ", "
+                      << count(plan.recipe.nodes.size(), "node") << ", " << count(plan.outputs.size(), "output") << ")\n";
             return ib::k_exit_ok;
         }
         if (recipe.empty()) {

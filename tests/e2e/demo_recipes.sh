@@ -201,6 +201,73 @@ done
 [ "$(sort -u "$W/instance-ids.txt" | wc -l)" = 3 ] && ok "three different instance-ids" ||
   fail "instance-ids are not all different: $(tr '\n' ' ' < "$W/instance-ids.txt")"
 
+# ---------------------------------------------------------------------------------------------
+# recipes/hypriot-worker.yaml, on a HypriotOS-shaped SD image made here from the sample base (its
+# os-release, /boot as the FAT partition with HypriotOS's cmdline.txt and cloud-init seed, fstab by
+# device name), pinned by its sha256 as the recipe pins the real download.
+HB=$W/hypriot-base.yaml
+cat > "$HB" << EOF
+base: {tarball: "$SAMPLE/debian-bookworm-arm64-v2.tar.zst"}
+steps:
+  - files:
+      dest: /usr/lib/os-release
+      content: "PRETTY_NAME=\\"Raspbian GNU/Linux 10 (buster)\\"\\nID=raspbian\\nID_LIKE=debian\\nHYPRIOT_OS=\\"HypriotOS/arm64\\"\\nHYPRIOT_OS_VERSION=\\"v1.12.3\\"\\n"
+  - delete: /boot/firmware
+  - files:
+      dest: /boot/cmdline.txt
+      content: "dwc_otg.lpm_enable=0 console=serial0,115200 console=tty1 root=/dev/mmcblk0p2 rootfstype=ext4 cgroup_enable=cpuset cgroup_enable=memory swapaccount=1 elevator=deadline fsck.repair=yes rootwait\\n"
+  - files: {dest: /boot/config.txt, content: "hdmi_force_hotplug=1\\nenable_uart=0\\n"}
+  - files: {dest: /boot/user-data, content: "#cloud-config\\nhostname: black-pearl\\nusers:\\n  - name: pirate\\n    plain_text_passwd: hypriot\\n"}
+  - files: {dest: /boot/meta-data, content: "instance-id: black-pearl\\n"}
+  - files: {dest: /etc/fstab, content: "proc /proc proc defaults 0 0\\n/dev/mmcblk0p1 /boot vfat defaults 0 0\\n"}
+outputs:
+  - sdimage: {path: hypriotos.img, boot_size: 64}
+EOF
+if ! "$IMGBUILD" --out "$W/hbase" "$HB" > "$W/hbase.log" 2>&1; then
+  fail "could not make the HypriotOS-shaped base image:"
+  sed 's/^/       /' "$W/hbase.log" >&2
+else
+  HIMG=$W/hbase/hypriotos.img
+  HSET=(--set "hypriot_image=$HIMG" --set "hypriot_sha256=$(sha256sum < "$HIMG" | cut -d' ' -f1)"
+    --set "containerd_deb=$SAMPLE/debs/containerd.deb" --set "runc=$SAMPLE/debs/runc.deb"
+    --set "ssh_key=$SAMPLE/demo_ed25519.pub")
+  start=$(date +%s)
+  if ! "$IMGBUILD" "${HSET[@]}" --out "$W/hyp" "$REPO/recipes/hypriot-worker.yaml" > "$W/hyp.log" 2>&1; then
+    fail "imgbuild recipes/hypriot-worker.yaml failed:"
+    sed 's/^/       /' "$W/hyp.log" >&2
+  else
+    ok "imgbuild recipes/hypriot-worker.yaml: $(cd "$W/hyp" && ls *.img | tr '\n' ' ')($(($(date +%s) - start)) s)"
+    H=$W/hyp/hypriot-2.img
+    hcat() { "$IMGBUILD" cat "$H:$1" 2> /dev/null || true; }
+    "$IMGBUILD" inspect "$H" | grep -q 'hypriotos' && ok "hypriot-2.img is read as HypriotOS" ||
+      fail "imgbuild inspect does not call hypriot-2.img HypriotOS: $("$IMGBUILD" inspect "$H" 2>&1 | head -n 5)"
+    hcat /boot/cmdline.txt > "$W/h-cmdline"
+    bad=""
+    for flag in cgroup_enable=cpuset cgroup_enable=memory cgroup_memory=1 swapaccount=1 root=/dev/mmcblk0p2 rootwait; do
+      [ "$(words "$W/h-cmdline" "$flag")" = 1 ] || bad="$bad $flag"
+    done
+    [ -z "$bad" ] && [ "$(wc -l < "$W/h-cmdline")" = 1 ] && ok "HypriotOS cmdline.txt: one line, each flag once: $(cat "$W/h-cmdline")" ||
+      fail "HypriotOS cmdline.txt lacks or repeats:$bad: $(cat "$W/h-cmdline")"
+    [ "$(hcat /etc/hostname)" = hypriot-2 ] && ok "hostname hypriot-2" || fail "hostname is '$(hcat /etc/hostname)'"
+    hcat /boot/meta-data | grep -q '^instance-id: "hypriot-2-hypriot-lab"$' &&
+      hcat /boot/user-data | grep -q imgbuild-first-boot && ! hcat /boot/user-data | grep -q plain_text_passwd &&
+      ok "/boot/user-data and meta-data: the recipe's seed, where HypriotOS's cloud-init reads it" ||
+      fail "/boot seed: $(hcat /boot/meta-data) / $(hcat /boot/user-data | head -n 3)"
+    hcat /etc/passwd | grep -q '^pirate:x:1000:1000:' && hcat /etc/shadow | grep -q '^pirate:!:' &&
+      ok "pirate: uid 1000, password locked" || fail "pirate: $(hcat /etc/passwd | grep pirate) $(hcat /etc/shadow | grep pirate | cut -d: -f1-2)"
+    [ "$(hcat /home/pirate/.ssh/authorized_keys)" = "$PUBKEY" ] && ok "pirate's authorized_keys holds the key" ||
+      fail "pirate's authorized_keys: $(hcat /home/pirate/.ssh/authorized_keys)"
+    "$IMGBUILD" ls "$H:/etc/systemd/network" > "$W/h-net.ls" 2>&1 || true
+    net=$(grep -oE '[^ /]+\.network$' "$W/h-net.ls" | head -n1)
+    hcat "/etc/systemd/network/$net" | grep -qx 'Address=192.168.1.22/24' && ok "$net: Address=192.168.1.22/24" ||
+      fail "no static address 192.168.1.22/24 in /etc/systemd/network ($(tr '\n' ' ' < "$W/h-net.ls"))"
+    hcat /etc/containerd/config.toml | grep -qE '^ *SystemdCgroup = true$' && ok "containerd config.toml: SystemdCgroup = true" ||
+      fail "no SystemdCgroup = true in the HypriotOS image's config.toml"
+    [ "$(hcat /etc/hostname)" != "$("$IMGBUILD" cat "$W/hyp/hypriot-1.img:/etc/hostname")" ] &&
+      ok "hypriot-1.img and hypriot-2.img carry their own host names" || fail "hypriot-1.img and hypriot-2.img have the same host name"
+  fi
+fi
+
 echo
 if [ "$FAILS" -gt 0 ]; then
   echo "demo_recipes: $FAILS check(s) FAILED" >&2
