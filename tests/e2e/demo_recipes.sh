@@ -9,6 +9,9 @@
 # modules and sysctl files, user pi with its authorized_keys (0600, owned by pi), sshd settings, no
 # host keys, time zone and locale; in each NFS root, its own host name, networkd file with its
 # address, SSH host key (a valid key pair, different per node) and cloud-init instance-id.
+# Last, recipes/hypriot-worker.yaml is built on a HypriotOS-shaped SD image made from the sample base,
+# and one of its per-node images is read back with sfdisk, debugfs and mtools: cmdline.txt flags,
+# host name, the /boot seed, pirate and its key, the static address, config.toml.
 #
 # The sample base comes from ci/sample-base.sh, in build/sample/ (or $IMGBUILD_SAMPLE_DIR); when it is
 # missing it is made first, which needs the Debian mirror apt uses (exit 77 when that fails).
@@ -26,7 +29,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "SKIP: demo_recipes needs root (the NFS roots are dir outputs with real owners)"
   exit 77
 fi
-for tool in bsdtar grep stat ssh-keygen sort; do
+for tool in bsdtar grep stat ssh-keygen sort sfdisk jq debugfs mtype; do
   command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
 done
 
@@ -238,7 +241,14 @@ else
   else
     ok "imgbuild recipes/hypriot-worker.yaml: $(cd "$W/hyp" && ls *.img | tr '\n' ' ')($(($(date +%s) - start)) s)"
     H=$W/hyp/hypriot-2.img
-    hcat() { "$IMGBUILD" cat "$H:$1" 2> /dev/null || true; }
+    # Read back with e2fsprogs and mtools, at the partitions' offsets as sfdisk reports them.
+    starts=($(sfdisk --json "$H" | jq -r '.partitiontable.partitions[].start'))
+    hcat() { # hcat PATH: a file of the image, from the FAT partition for /boot/*, else from the ext4 root
+      case $1 in
+        /boot/*) mtype -i "$H@@$((starts[0] * 512))" "::${1#/boot/}" 2> /dev/null || true ;;
+        *) debugfs -R "cat $1" "$H?offset=$((starts[1] * 512))" 2> /dev/null || true ;;
+      esac
+    }
     "$IMGBUILD" inspect "$H" | grep -q 'hypriotos' && ok "hypriot-2.img is read as HypriotOS" ||
       fail "imgbuild inspect does not call hypriot-2.img HypriotOS: $("$IMGBUILD" inspect "$H" 2>&1 | head -n 5)"
     hcat /boot/cmdline.txt > "$W/h-cmdline"
@@ -257,13 +267,13 @@ else
       ok "pirate: uid 1000, password locked" || fail "pirate: $(hcat /etc/passwd | grep pirate) $(hcat /etc/shadow | grep pirate | cut -d: -f1-2)"
     [ "$(hcat /home/pirate/.ssh/authorized_keys)" = "$PUBKEY" ] && ok "pirate's authorized_keys holds the key" ||
       fail "pirate's authorized_keys: $(hcat /home/pirate/.ssh/authorized_keys)"
-    "$IMGBUILD" ls "$H:/etc/systemd/network" > "$W/h-net.ls" 2>&1 || true
-    net=$(grep -oE '[^ /]+\.network$' "$W/h-net.ls" | head -n1)
+    debugfs -R "ls -l /etc/systemd/network" "$H?offset=$((starts[1] * 512))" > "$W/h-net.ls" 2> /dev/null || true
+    net=$(grep -oE '[^ /]+\.network *$' "$W/h-net.ls" | head -n1 | tr -d ' ')
     hcat "/etc/systemd/network/$net" | grep -qx 'Address=192.168.1.22/24' && ok "$net: Address=192.168.1.22/24" ||
       fail "no static address 192.168.1.22/24 in /etc/systemd/network ($(tr '\n' ' ' < "$W/h-net.ls"))"
     hcat /etc/containerd/config.toml | grep -qE '^ *SystemdCgroup = true$' && ok "containerd config.toml: SystemdCgroup = true" ||
       fail "no SystemdCgroup = true in the HypriotOS image's config.toml"
-    [ "$(hcat /etc/hostname)" != "$("$IMGBUILD" cat "$W/hyp/hypriot-1.img:/etc/hostname")" ] &&
+    [ "$(hcat /etc/hostname)" != "$(H=$W/hyp/hypriot-1.img hcat /etc/hostname)" ] &&
       ok "hypriot-1.img and hypriot-2.img carry their own host names" || fail "hypriot-1.img and hypriot-2.img have the same host name"
   fi
 fi
