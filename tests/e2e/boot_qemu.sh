@@ -8,7 +8,8 @@
 # partition is mounted at /boot/firmware from the image's fstab, with no unit failed.
 #
 # The debootstrapped root is cached as a tarball under ${IMGBUILD_BOOT_CACHE:-/var/tmp/imgbuild-boot-root},
-# keyed by ROOT_VERSION below (change it to rebuild). The mirror is the one this machine's apt uses.
+# keyed by ROOT_VERSION below (change it to rebuild), by tests/e2e/lib/debian_root.sh. The mirror is
+# the one this machine's apt uses.
 # Needs root (debootstrap, chroot): exit 77 (skipped) without it, and when the Debian mirror cannot
 # be reached (debootstrap cannot download, or the qemu/debootstrap install fails); any other problem fails.
 #
@@ -26,7 +27,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export LC_ALL=C.UTF-8
 
 ROOT_VERSION=bookworm-amd64-minbase-kernel-v1
-CACHE=${IMGBUILD_BOOT_CACHE:-/var/tmp/imgbuild-boot-root}
 BOOT_TIMEOUT=${IMGBUILD_BOOT_TIMEOUT:-600}
 
 now() { date +%s.%N; }
@@ -56,12 +56,6 @@ cleanup() {
     kill "$QEMU_PID" 2> /dev/null || true
     wait "$QEMU_PID" 2> /dev/null || true
   fi
-  # A debootstrap interrupted half-way may leave its /proc mounted.
-  if [ -d "$W/root" ]; then
-    for m in "$W/root/proc" "$W/root/sys" "$W/root/dev/pts"; do
-      mountpoint -q "$m" 2> /dev/null && umount -l "$m" || true
-    done
-  fi
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -78,51 +72,13 @@ die() {
 }
 
 # --- 2. The Debian root, as a tarball (cached) ---------------------------------------------------
-TARBALL=$CACHE/$ROOT_VERSION/root.tar
+# shellcheck source=lib/debian_root.sh
+. "$HERE/lib/debian_root.sh"
 t_deboot=cached
-if [ -s "$TARBALL" ]; then
-  echo "root: cached $TARBALL ($(du -h "$TARBALL" | cut -f1))"
-else
-  # The first deb URI apt is configured with (as ci/sample-base.sh finds it).
-  mirror=$(grep -hoE '^URIs:\s*\S+' /etc/apt/sources.list.d/*.sources 2> /dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
-  if [ -z "$mirror" ]; then
-    mirror=$(grep -hoE '^deb\s+(\[[^]]*\]\s+)?\S+' /etc/apt/sources.list 2> /dev/null | awk '{print $NF}' | grep -v security | head -n1 || true)
-  fi
-  [ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list*"
-  echo "root: debootstrap bookworm amd64 from $mirror"
-  t0=$(now)
-  R=$W/root
-  if ! debootstrap --arch=amd64 --variant=minbase \
-    --include=linux-image-amd64,systemd-sysv,openssh-server,udev,kmod,initramfs-tools \
-    bookworm "$R" "$mirror" > "$W/debootstrap.log" 2>&1; then
-    tail -n 30 "$W/debootstrap.log" >&2
-    if grep -qE "Couldn't download|Failed getting release|Failed getting release signature|Couldn't retrieve|Temporary failure resolving|Could not resolve|Connection (refused|timed out)|Network is unreachable" "$W/debootstrap.log"; then
-      echo "SKIP: debootstrap could not download from $mirror"
-      exit 77
-    fi
-    die "debootstrap failed (log above)"
-  fi
-  # The kernel's postinst makes the initramfs when initramfs-tools is already configured; when the
-  # packages were configured the other way round, make it now.
-  if ! ls "$R"/boot/initrd.img-* > /dev/null 2>&1; then
-    echo "root: no initramfs after debootstrap; running update-initramfs"
-    mount -t proc proc "$R/proc"
-    chroot "$R" update-initramfs -c -k all > "$W/initramfs.log" 2>&1 || { umount "$R/proc"; tail -n 30 "$W/initramfs.log" >&2; die "update-initramfs failed"; }
-    umount "$R/proc"
-  fi
-  ls "$R"/boot/vmlinuz-* > /dev/null 2>&1 || die "debootstrap left no /boot/vmlinuz-*"
-  ls "$R"/boot/initrd.img-* > /dev/null 2>&1 || die "no /boot/initrd.img-* in the root"
-  # Leave nothing of the build host in the root: apt's package cache and debootstrap's own log.
-  rm -rf "$R"/var/cache/apt/archives/*.deb "$R"/debootstrap
-  mkdir -p "$CACHE/$ROOT_VERSION"
-  tar --numeric-owner --xattrs --xattrs-include='*' --acls --sort=name --format=posix \
-    --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-    -C "$R" -cf "$TARBALL.tmp" .
-  mv "$TARBALL.tmp" "$TARBALL"
-  rm -rf "$R"
-  t_deboot=$(secs "$t0" "$(now)")
-  echo "root: $TARBALL ($(du -h "$TARBALL" | cut -f1)) in ${t_deboot}s"
-fi
+t0=
+[ -s "$(debian_root_path "$ROOT_VERSION")" ] || t0=$(now)
+TARBALL=$(debian_root_tarball "$ROOT_VERSION" linux-image-amd64 systemd-sysv openssh-server udev kmod initramfs-tools) || exit $?
+[ -z "$t0" ] || t_deboot=$(secs "$t0" "$(now)")
 
 # The base's kernels and initrds, to check the initrd and compare with what comes out of the image.
 mkdir -p "$W/ref"
