@@ -8,7 +8,7 @@ IMGBUILD_TEST_DEPS=(libarchive-tools attr acl libcap2-bin xz-utils zstd e2fsprog
 
 # Optional: libguestfs (the reader for qcow2, LVM, btrfs, xfs, and the kernel's view in tests) with a
 # kernel for its appliance. A build without them works; their tests then skip, saying why.
-IMGBUILD_OPTIONAL_DEPS=(libguestfs-dev linux-image-amd64 qemu-utils btrfs-progs)
+IMGBUILD_OPTIONAL_DEPS=(libguestfs-dev libguestfs-tools linux-image-amd64 qemu-utils btrfs-progs)
 
 imgbuild_install_optional() {
   imgbuild_install_deps "$@" || echo "warning: optional packages not installed ($*): their tests will be skipped"

@@ -7,8 +7,13 @@
 #include <algorithm>
 #include <fcntl.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,12 +103,140 @@ std::string Staging::scratch_for(const std::string& rel) {
     return temp;
 }
 
+namespace {
+
+constexpr size_t k_hash_buffer = 1 << 20;
+
+// Adds bytes [from, to) of the open file to `h`: what holds data is read, a hole is hashed as the
+// zeros it reads as. Reading a hole would make the kernel zero a fresh page for every 4 KiB of it,
+// and most of an SD image is holes. `stop` is looked at between pieces.
+void hash_range(int fd, const std::string& p, uint64_t from, uint64_t to, Sha256& h, const std::atomic<bool>* stop = nullptr) {
+    static const std::vector<char> k_zeros(k_hash_buffer);
+    std::unique_ptr<char[]> buf(new char[k_hash_buffer]);
+    auto zeros = [&](uint64_t n) {
+        while (n > 0) {
+            size_t piece = static_cast<size_t>(std::min<uint64_t>(n, k_hash_buffer));
+            h.update(k_zeros.data(), piece);
+            n -= piece;
+        }
+    };
+    for (uint64_t pos = from; pos < to;) {
+        check_interrupted();
+        if (stop && *stop) return;
+        off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
+        uint64_t start = data < 0 ? (errno == ENXIO ? to : pos) : std::min<uint64_t>(static_cast<uint64_t>(data), to);
+        off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
+        uint64_t end = hole < 0 ? to : std::min<uint64_t>(static_cast<uint64_t>(hole), to);
+        zeros(start - pos);
+        for (pos = start; pos < end;) {
+            if (stop && *stop) return;
+            ssize_t n = ::pread(fd, buf.get(), static_cast<size_t>(std::min<uint64_t>(k_hash_buffer, end - pos)), static_cast<off_t>(pos));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) throw Error(errno_message("checksums: read '" + p + "'", n < 0 ? errno : EIO));
+            h.update(buf.get(), static_cast<size_t>(n));
+            pos += static_cast<uint64_t>(n);
+        }
+    }
+}
+
+std::string sha256_sparse(const std::string& p) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(errno_message("checksums: open '" + p + "'", errno));
+    struct stat st {};
+    Sha256 h;
+    try {
+        if (::fstat(fd, &st) != 0) throw Error(errno_message("checksums: stat '" + p + "'", errno));
+        hash_range(fd, p, 0, static_cast<uint64_t>(st.st_size), h);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    ::close(fd);
+    return h.hex();
+}
+
+} // namespace
+
+struct BackgroundChecksum::State {
+    std::string path;
+    int fd = -1;
+    Sha256 hash;
+    std::mutex mutex;
+    std::condition_variable changed;
+    uint64_t ready = 0, done = 0, size = 0;
+    bool final = false;
+    std::atomic<bool> stop{false};
+    std::exception_ptr error;
+    std::thread thread;
+
+    void run() {
+        try {
+            std::unique_lock lock(mutex);
+            while (true) {
+                changed.wait(lock, [&] { return stop || ready > done || final; });
+                if (stop) return;
+                if (ready > done) {
+                    uint64_t from = done, to = ready;
+                    lock.unlock();
+                    hash_range(fd, path, from, to, hash, &stop);
+                    lock.lock();
+                    done = to;
+                } else if (final) {
+                    return;
+                }
+            }
+        } catch (...) {
+            error = std::current_exception();
+        }
+    }
+};
+
+BackgroundChecksum::BackgroundChecksum(const std::string& path) : m_state(std::make_unique<State>()) {
+    m_state->path = path;
+    m_state->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (m_state->fd < 0) throw Error(errno_message("checksums: open '" + path + "'", errno));
+    m_state->thread = std::thread([s = m_state.get()] { s->run(); });
+}
+
+BackgroundChecksum::~BackgroundChecksum() {
+    {
+        std::lock_guard lock(m_state->mutex);
+        m_state->stop = true;
+    }
+    m_state->changed.notify_all();
+    if (m_state->thread.joinable()) m_state->thread.join();
+    ::close(m_state->fd);
+}
+
+void BackgroundChecksum::ready(uint64_t n) {
+    {
+        std::lock_guard lock(m_state->mutex);
+        m_state->ready = std::max(m_state->ready, n);
+    }
+    m_state->changed.notify_all();
+}
+
+std::string BackgroundChecksum::result(uint64_t size) {
+    {
+        std::lock_guard lock(m_state->mutex);
+        m_state->ready = std::max(m_state->ready, size);
+        m_state->final = true;
+    }
+    m_state->changed.notify_all();
+    m_state->thread.join();
+    if (m_state->error) std::rethrow_exception(m_state->error);
+    return m_state->hash.hex();
+}
+
+void Staging::set_checksum(const std::string& temp, std::string sha256) { m_checksums[temp] = std::move(sha256); }
+
 void Staging::add_checksums(const std::string& name) {
     std::vector<std::pair<std::string, std::string>> sums; // relative target, sha256
     for (const auto& item : m_items) {
         struct stat st {};
         if (::lstat(item.temp.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-        sums.emplace_back(item.target.substr(m_out.size() + 1), sha256_file(item.temp).value_or_throw("checksums"));
+        auto known = m_checksums.find(item.temp);
+        sums.emplace_back(item.target.substr(m_out.size() + 1), known != m_checksums.end() ? known->second : sha256_sparse(item.temp));
     }
     std::sort(sums.begin(), sums.end());
     std::string text;

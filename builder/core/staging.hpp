@@ -39,6 +39,9 @@ public:
     // Adds `name` (e.g. "SHA256SUMS") listing the sha256 of every file output staged so far, in the
     // format `sha256sum -c` reads, with paths relative to the output folder.
     void add_checksums(const std::string& name);
+    // The sha256 (hex) of the file at `temp`, taken by its writer: add_checksums uses it instead of
+    // reading the file again.
+    void set_checksum(const std::string& temp, std::string sha256);
     // Renames every temporary path to its target, replacing what was there.
     void commit();
     const std::string& out_dir() const { return m_out; }
@@ -55,7 +58,28 @@ private:
     std::vector<std::string> m_scratch;
     std::map<std::string, std::string> m_shared_temps; // rel -> temp path
     std::map<std::string, std::shared_ptr<void>> m_shared;
+    std::map<std::string, std::string> m_checksums; // temp path -> sha256 from its writer
     bool m_committed = false;
+};
+
+// The sha256 of a file that is still being written, taken by a thread of its own as the writer
+// declares parts of it final: a multi-GiB image's line in SHA256SUMS then costs little time of its
+// own. Holes are hashed as the zeros they read as, without reading them.
+class BackgroundChecksum {
+public:
+    explicit BackgroundChecksum(const std::string& path); // throws Error when the file cannot be opened
+    ~BackgroundChecksum();                                // abandons the work if result() was not called
+    BackgroundChecksum(const BackgroundChecksum&) = delete;
+    BackgroundChecksum& operator=(const BackgroundChecksum&) = delete;
+    // Bytes [0, n) will not change any more.
+    void ready(uint64_t n);
+    // The file is final and `size` bytes long: waits for the hash and returns it (hex). Throws the
+    // Error the thread met (a read error, Ctrl-C).
+    std::string result(uint64_t size);
+
+private:
+    struct State;
+    std::unique_ptr<State> m_state;
 };
 
 // rm -rf without following links, making folders writable first where a mode denies it.

@@ -1,15 +1,22 @@
 #include "ext/ext4_write.hpp"
 
 #include "core/path.hpp"
+#include "core/table_write.hpp"
 #include "core/writer_support.hpp"
 
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
+#include <ext2fs/ext3_extents.h>
 #include <et/com_err.h>
 
 #include <algorithm>
+#include <bit>
+#include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <map>
+#include <memory>
+#include <unistd.h>
 
 namespace ib::ext4 {
 
@@ -17,11 +24,23 @@ namespace {
 
 constexpr uint32_t k_block = 4096;
 constexpr uint32_t k_inode_size = 256;
+constexpr size_t k_data_buffer = 1 << 20; // bytes of a file gathered before one write to the image
+constexpr blk64_t k_max_extent = 32768;    // blocks an initialised extent can map
+constexpr size_t k_inode_extents = 4;      // extents that fit in the inode itself
+
+// Folder blocks are built in memory as they lie on disk, and ext4 is little-endian.
+static_assert(std::endian::native == std::endian::little, "folder blocks are built in the host's byte order");
 
 std::string err(errcode_t code) { return error_message(code); }
 
 void check(errcode_t code, const std::string& what) {
     if (code) throw Error(what + ": " + err(code));
+}
+
+// As check(), for "<what> '<path>'": the message is only made when there is an error (this runs a
+// few times for every entry of a root).
+void check(errcode_t code, const char* what, const std::string& p) {
+    if (code) throw Error(std::string(what) + " '" + p + "': " + err(code));
 }
 
 bool excluded(const std::string& p, const std::vector<std::string>& exclude) {
@@ -56,24 +75,244 @@ uint16_t mode_bits(const Entry& e) {
     return static_cast<uint16_t>(type | (e.type == FileType::Symlink ? 0777 : (e.perm & 07777)));
 }
 
-class Writer {
-public:
-    Writer(ext2_filsys fs, const Tree& tree) : m_fs(fs), m_leaders(tree) {}
+// One run of a file's blocks: `count` blocks from `logical` on are stored from `physical` on.
+struct Run {
+    blk64_t logical = 0, physical = 0, count = 0;
+};
 
-    // Links `ino` into folder `dir`, growing the folder when its blocks are full.
-    void link(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, int type, const std::string& p) {
-        errcode_t e = ext2fs_link(m_fs, dir, name.c_str(), ino, type);
-        if (e == EXT2_ET_DIR_NO_SPACE) {
-            check(ext2fs_expand_dir(m_fs, dir), "expand folder of '" + p + "'");
-            e = ext2fs_link(m_fs, dir, name.c_str(), ino, type);
-        }
-        check(e, "link '" + p + "'");
+// Writes regular files' data straight into the image with pwrite, in runs of contiguous blocks taken
+// from a goal that moves forward as files are written, so that files lie one after another as they
+// are walked. libext2fs's file API would allocate, map and write one 4 KiB block at a time, and that
+// was most of the time a root took. The blocks are marked in use in libext2fs's bitmaps before they
+// are written, and libext2fs never reads or caches them: its own I/O (metadata) and ours do not meet.
+class DataWriter {
+public:
+    DataWriter(ext2_filsys fs, const std::string& image, uint64_t offset)
+        : m_fs(fs), m_offset(offset), m_buf(new char[k_data_buffer]) {
+        m_fd = ::open(image.c_str(), O_WRONLY | O_CLOEXEC);
+        if (m_fd < 0) throw Error(errno_message("open '" + image + "'", errno));
+    }
+    ~DataWriter() { ::close(m_fd); }
+    DataWriter(const DataWriter&) = delete;
+    DataWriter& operator=(const DataWriter&) = delete;
+
+    // Writes the data runs of `content` (holes stay unallocated) and returns where they went, in
+    // logical order, each run at most one extent long. The last block is padded with zeros.
+    std::vector<Run> write(const Content& content, const std::string& p) {
+        m_runs.clear();
+        m_filled = 0;
+        uint64_t size = content.size(), next = 0;
+        content.for_each_chunk([&](uint64_t offset, const char* data, size_t len) {
+            // Blocks are mapped in the order they come: a piece before the last, or past the end, would
+            // map a block twice or beyond the file.
+            if (offset < next || offset + len > size)
+                throw Error("write '" + p + "': " + content.describe() + " gave " + std::to_string(len) + " bytes at " +
+                            std::to_string(offset) + ", out of order or outside its " + std::to_string(size) + " bytes");
+            next = offset + len;
+            add(offset, data, len, p);
+        });
+        if (m_filled > 0) flush(p);
+        return m_runs;
     }
 
-    // Owner, mode, times (with nanoseconds) and xattrs of an inode already written.
-    void set_meta(ext2_ino_t ino, const Entry& e, const std::string& p) {
-        struct ext2_inode_large inode {};
-        check(ext2fs_read_inode_full(m_fs, ino, reinterpret_cast<ext2_inode*>(&inode), sizeof inode), "read inode of '" + p + "'");
+    // `count` blocks for a new object (logical blocks 0 to count - 1), not written yet.
+    std::vector<Run> allocate(blk64_t count, const std::string& p) {
+        std::vector<Run> runs;
+        for (const Run& r : take(0, count, p)) add_run(runs, r);
+        return runs;
+    }
+
+    // Writes the blocks that `runs` map from `data`, which holds logical blocks `first` on.
+    void write_runs(const std::vector<Run>& runs, const char* data, blk64_t first, const std::string& p) {
+        for (const auto& r : runs) {
+            const char* from = data + (r.logical - first) * k_block;
+            size_t len = r.count * k_block;
+            uint64_t at = m_offset + r.physical * k_block;
+            ssize_t n = ::pwrite(m_fd, from, len, static_cast<off_t>(at));
+            // The common case in one call; pwrite_all finishes short writes and names the failure.
+            if (n != static_cast<ssize_t>(len)) {
+                size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+                pwrite_all(m_fd, from + done, len - done, at + done, "the image, for '" + p + "'");
+            }
+        }
+    }
+
+    // `count` blocks of `data` for a new object, allocated and written.
+    std::vector<Run> write_blocks(const char* data, blk64_t count, const std::string& p) {
+        std::vector<Run> runs = allocate(count, p);
+        write_runs(runs, data, 0, p);
+        return runs;
+    }
+
+private:
+    void add(uint64_t offset, const char* data, size_t len, const std::string& p) {
+        uint64_t at = m_first * k_block + m_filled; // the byte after the gathered ones
+        if (m_filled > 0 && offset != at) {
+            uint64_t block_end = (at + k_block - 1) / k_block * k_block;
+            if (offset > at && offset < block_end) { // a gap inside the last block: zeros
+                std::memset(m_buf.get() + m_filled, 0, offset - at);
+                m_filled += offset - at;
+            } else {
+                flush(p);
+            }
+        }
+        if (m_filled == 0) {
+            m_first = offset / k_block;
+            m_filled = offset % k_block;
+            std::memset(m_buf.get(), 0, m_filled);
+        }
+        while (len > 0) {
+            if (m_filled == k_data_buffer) { // full, and so ending on a block boundary
+                flush(p);
+                m_first = offset / k_block;
+            }
+            size_t n = std::min(len, k_data_buffer - m_filled);
+            std::memcpy(m_buf.get() + m_filled, data, n);
+            m_filled += n;
+            offset += n;
+            data += n;
+            len -= n;
+        }
+    }
+
+    // Writes what is gathered to blocks allocated for it.
+    void flush(const std::string& p) {
+        blk64_t count = (m_filled + k_block - 1) / k_block;
+        std::memset(m_buf.get() + m_filled, 0, count * k_block - m_filled);
+        std::vector<Run> got = take(m_first, count, p);
+        write_runs(got, m_buf.get(), m_first, p);
+        for (const Run& r : got) add_run(m_runs, r);
+        m_filled = 0;
+    }
+
+    // `count` free blocks, in as few runs as the free space allows, for logical blocks from `logical`
+    // on: marked in use, the goal moved past them.
+    std::vector<Run> take(blk64_t logical, blk64_t count, const std::string& p) {
+        std::vector<Run> out;
+        for (blk64_t done = 0; done < count;) {
+            blk64_t physical = 0, got = 0;
+            check(ext2fs_new_range(m_fs, 0, m_goal, count - done, nullptr, &physical, &got), "write", p);
+            got = std::min(got, count - done);
+            ext2fs_block_alloc_stats_range(m_fs, physical, got, +1);
+            out.push_back({logical + done, physical, got});
+            m_goal = physical + got;
+            done += got;
+        }
+        return out;
+    }
+
+    // Appends `r` to `runs` as extents: joined to the last one where it continues it, split where an
+    // extent would map more than it can.
+    static void add_run(std::vector<Run>& runs, Run r) {
+        if (!runs.empty()) {
+            Run& last = runs.back();
+            if (last.logical + last.count == r.logical && last.physical + last.count == r.physical) {
+                blk64_t take = std::min(r.count, k_max_extent - last.count);
+                last.count += take;
+                r.logical += take;
+                r.physical += take;
+                r.count -= take;
+            }
+        }
+        while (r.count > 0) {
+            blk64_t take = std::min(r.count, k_max_extent);
+            runs.push_back({r.logical, r.physical, take});
+            r.logical += take;
+            r.physical += take;
+            r.count -= take;
+        }
+    }
+
+    ext2_filsys m_fs;
+    int m_fd = -1;
+    uint64_t m_offset;
+    std::unique_ptr<char[]> m_buf;
+    blk64_t m_first = 0; // logical block of m_buf[0]
+    size_t m_filled = 0; // bytes gathered in m_buf
+    blk64_t m_goal = 0;  // where the next allocation starts looking
+    std::vector<Run> m_runs;
+};
+
+// Writes the tree's entries. Files, links and devices get their inodes as the walk reaches them;
+// folders get theirs then too, but their blocks are written at the end, once every entry is known:
+// building each folder's blocks in one go is what mke2fs -d's one ext2fs_link per entry is not (it
+// reads, checks and rewrites every block of the folder for every name it adds).
+class Writer {
+public:
+    Writer(ext2_filsys fs, const Tree& tree, DataWriter& data) : m_fs(fs), m_leaders(tree), m_data(data) {}
+
+    void root(const Entry& e) {
+        ext2fs_inode_alloc_stats2(m_fs, EXT2_ROOT_INO, +1, 1);
+        m_folder_of["/"] = m_folders.size();
+        m_folders.push_back({EXT2_ROOT_INO, EXT2_ROOT_INO, &e, "/", {}, 0, 1});
+    }
+
+    void add(const std::string& p, const Entry& stored) {
+        Folder& parent = m_folders.at(m_folder_of.at(path::parent(p)));
+        std::string name(path::name(p));
+        if (name.size() > EXT2_NAME_LEN) throw Error("'" + p + "': the name is longer than ext4's 255 bytes");
+        const Entry& e = m_leaders.object(p, stored);
+        if (const std::string* leader = m_leaders.link_to(p, stored)) {
+            ext2_ino_t ino = m_files.at(*leader);
+            parent.entries.push_back({name, ino, static_cast<uint8_t>(file_type(e.type))});
+            struct ext2_inode inode {};
+            check(ext2fs_read_inode(m_fs, ino, &inode), "read inode of", p);
+            ++inode.i_links_count;
+            check(ext2fs_write_inode(m_fs, ino, &inode), "write inode of", p);
+            return;
+        }
+        ext2_ino_t parent_ino = parent.ino;
+        ext2_ino_t ino = 0;
+        check(ext2fs_new_inode(m_fs, parent_ino, mode_bits(e), nullptr, &ino), "no free inode for", p);
+        ext2fs_inode_alloc_stats2(m_fs, ino, +1, e.type == FileType::Directory ? 1 : 0);
+        parent.entries.push_back({name, ino, static_cast<uint8_t>(file_type(e.type))});
+        if (e.type == FileType::Directory) {
+            ++parent.subfolders;
+            m_folder_of[p] = m_folders.size();
+            // mke2fs makes lost+found 16 KiB so that e2fsck can reconnect files without allocating.
+            m_folders.push_back({ino, parent_ino, &e, p, {}, 0, p == "/lost+found" ? 4u : 1u});
+            return; // `parent` may dangle now
+        }
+        if (stored.type == FileType::Hardlink || stored.hardlinked) m_files[p] = ino;
+        if (e.type == FileType::Regular) write_regular(ino, e, p);
+        else if (e.type == FileType::Symlink) write_symlink(ino, e, p);
+        else write_special(ino, e, p);
+    }
+
+    // Every folder's blocks and inode, now that their entries are all known.
+    void finish_folders() {
+        for (const Folder& f : m_folders) {
+            check_interrupted();
+            write_folder(f);
+        }
+    }
+
+private:
+    struct DirEntry {
+        std::string name;
+        ext2_ino_t ino;
+        uint8_t type;
+    };
+    struct Folder {
+        ext2_ino_t ino, parent;
+        const Entry* meta;
+        std::string path;
+        std::vector<DirEntry> entries; // in walk order, "." and ".." not included
+        uint32_t subfolders;
+        uint32_t min_blocks;
+    };
+
+    // An inode buffer of the full on-disk size: written whole, nothing is read back first.
+    union InodeBuf {
+        struct ext2_inode_large large;
+        char bytes[k_inode_size];
+    };
+    static_assert(sizeof(struct ext2_inode_large) <= k_inode_size);
+
+    // Owner, mode and times (with nanoseconds) of a new inode.
+    static void fill_meta(InodeBuf& buf, const Entry& e) {
+        struct ext2_inode_large& inode = buf.large;
+        inode.i_extra_isize = sizeof(struct ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE;
         inode.i_mode = mode_bits(e);
         inode.i_uid = static_cast<uint16_t>(e.uid);
         inode.osd2.linux2.l_i_uid_high = static_cast<uint16_t>(e.uid >> 16);
@@ -81,141 +320,179 @@ public:
         inode.osd2.linux2.l_i_gid_high = static_cast<uint16_t>(e.gid >> 16);
         uint32_t secs = static_cast<uint32_t>(e.mtime.sec);
         uint32_t extra = (e.mtime.nsec << 2) | (static_cast<uint32_t>(e.mtime.sec >> 32) & 3);
-        inode.i_atime = inode.i_ctime = inode.i_mtime = secs;
-        if (inode.i_extra_isize >= 24) {
-            inode.i_atime_extra = inode.i_ctime_extra = inode.i_mtime_extra = extra;
-            inode.i_crtime = secs;
-            inode.i_crtime_extra = extra;
-        }
-        check(ext2fs_write_inode_full(m_fs, ino, reinterpret_cast<ext2_inode*>(&inode), sizeof inode), "write inode of '" + p + "'");
+        inode.i_atime = inode.i_ctime = inode.i_mtime = inode.i_crtime = secs;
+        inode.i_atime_extra = inode.i_ctime_extra = inode.i_mtime_extra = inode.i_crtime_extra = extra;
+        inode.i_links_count = 1;
+    }
+
+    void write_inode(ext2_ino_t ino, InodeBuf& buf, const std::string& p) {
+        check(ext2fs_write_inode_full(m_fs, ino, reinterpret_cast<ext2_inode*>(&buf.large), k_inode_size), "write inode of", p);
+    }
+
+    void set_xattrs(ext2_ino_t ino, const Entry& e, const std::string& p) {
         if (e.xattrs.empty()) return;
         struct ext2_xattr_handle* h = nullptr;
-        check(ext2fs_xattrs_open(m_fs, ino, &h), "xattrs of '" + p + "'");
+        check(ext2fs_xattrs_open(m_fs, ino, &h), "xattrs of", p);
         errcode_t x = ext2fs_xattrs_read(h);
         for (const auto& [k, v] : e.xattrs)
             if (!x) x = ext2fs_xattr_set(h, k.c_str(), v.data(), v.size());
         ext2fs_xattrs_close(&h); // writes them
-        check(x, "set xattrs of '" + p + "'");
+        check(x, "set xattrs of", p);
     }
 
-    ext2_ino_t new_inode(ext2_ino_t dir, const Entry& e, const std::string& p) {
-        ext2_ino_t ino = 0;
-        check(ext2fs_new_inode(m_fs, dir, mode_bits(e), nullptr, &ino), "no free inode for '" + p + "'");
-        return ino;
-    }
-
-    void write_data(ext2_ino_t ino, const Entry& e, const std::string& p) {
-        if (!e.content || e.size() == 0) return;
-        ext2_file_t file = nullptr;
-        check(ext2fs_file_open(m_fs, ino, EXT2_FILE_WRITE, &file), "open '" + p + "' for writing");
-        errcode_t failure = 0;
-        try {
-            e.content->for_each_chunk([&](uint64_t offset, const char* data, size_t len) {
-                if (failure) return;
-                failure = ext2fs_file_llseek(file, offset, EXT2_SEEK_SET, nullptr);
-                while (!failure && len > 0) {
-                    unsigned int wrote = 0;
-                    failure = ext2fs_file_write(file, data, static_cast<unsigned int>(len), &wrote);
-                    data += wrote;
-                    len -= wrote;
-                }
-            });
-            if (!failure) failure = ext2fs_file_set_size2(file, e.size());
-        } catch (...) {
-            ext2fs_file_close(file);
-            throw;
-        }
-        errcode_t closed = ext2fs_file_close(file);
-        check(failure ? failure : closed, "write '" + p + "'");
-    }
-
-    void add(const std::string& p, const Entry& stored) {
-        ext2_ino_t dir = m_dirs.at(path::parent(p));
-        std::string name(path::name(p));
-        if (const std::string* leader = m_leaders.link_to(p, stored)) {
-            ext2_ino_t ino = m_files.at(*leader);
-            const Entry& e = m_leaders.object(p, stored);
-            link(dir, name, ino, file_type(e.type), p);
-            struct ext2_inode inode {};
-            check(ext2fs_read_inode(m_fs, ino, &inode), "read inode of '" + p + "'");
-            ++inode.i_links_count;
-            check(ext2fs_write_inode(m_fs, ino, &inode), "write inode of '" + p + "'");
-            return;
-        }
-        const Entry& e = m_leaders.object(p, stored);
-        if (e.type == FileType::Directory) {
-            ext2_ino_t ino = p == "/lost+found" ? lost_and_found() : new_inode(dir, e, p);
-            if (p != "/lost+found") {
-                errcode_t r = ext2fs_mkdir(m_fs, dir, ino, name.c_str());
-                if (r == EXT2_ET_DIR_NO_SPACE) {
-                    check(ext2fs_expand_dir(m_fs, dir), "expand folder of '" + p + "'");
-                    r = ext2fs_mkdir(m_fs, dir, ino, name.c_str());
-                }
-                check(r, "mkdir '" + p + "'");
+    // Writes the inode with `size` bytes mapped by `runs`: in the inode itself for up to four runs
+    // (nearly every file, written in one piece), else in a tree that libext2fs builds, appending
+    // each run after the last and counting the tree's own blocks in i_blocks.
+    void write_mapped_inode(ext2_ino_t ino, InodeBuf& buf, uint64_t size, const std::vector<Run>& runs, const std::string& p) {
+        auto* small = reinterpret_cast<ext2_inode*>(&buf.large);
+        check(ext2fs_inode_size_set(m_fs, small, size), "size of", p);
+        blk64_t blocks = 0;
+        for (const auto& r : runs) blocks += r.count;
+        check(ext2fs_iblk_set(m_fs, small, blocks), "block count of", p);
+        small->i_flags = EXT4_EXTENTS_FL;
+        auto* eh = reinterpret_cast<ext3_extent_header*>(small->i_block);
+        eh->eh_magic = ext2fs_cpu_to_le16(EXT3_EXT_MAGIC);
+        eh->eh_max = ext2fs_cpu_to_le16(k_inode_extents);
+        if (runs.size() <= k_inode_extents) {
+            auto* ex = reinterpret_cast<ext3_extent*>(eh + 1);
+            for (const auto& r : runs) {
+                ex->ee_block = ext2fs_cpu_to_le32(static_cast<uint32_t>(r.logical));
+                ex->ee_len = ext2fs_cpu_to_le16(static_cast<uint16_t>(r.count));
+                ex->ee_start = ext2fs_cpu_to_le32(static_cast<uint32_t>(r.physical));
+                ex->ee_start_hi = ext2fs_cpu_to_le16(static_cast<uint16_t>(r.physical >> 32));
+                ++ex;
             }
-            m_dirs[p] = ino;
-            m_dir_meta.emplace_back(ino, &e, p);
+            eh->eh_entries = ext2fs_cpu_to_le16(static_cast<uint16_t>(runs.size()));
+            write_inode(ino, buf, p);
             return;
         }
-        if (e.type == FileType::Symlink) {
-            ext2_ino_t ino = new_inode(dir, e, p);
-            errcode_t r = ext2fs_symlink(m_fs, dir, ino, name.c_str(), e.link.c_str());
-            if (r == EXT2_ET_DIR_NO_SPACE) {
-                check(ext2fs_expand_dir(m_fs, dir), "expand folder of '" + p + "'");
-                r = ext2fs_symlink(m_fs, dir, ino, name.c_str(), e.link.c_str());
-            }
-            check(r, "symlink '" + p + "'");
-            set_meta(ino, e, p);
-            return;
+        write_inode(ino, buf, p);
+        ext2_extent_handle_t handle = nullptr;
+        check(ext2fs_extent_open2(m_fs, ino, small, &handle), "extents of", p);
+        errcode_t x = 0;
+        for (size_t i = 0; i < runs.size() && !x; ++i) {
+            struct ext2fs_extent last {};
+            if (i > 0) x = ext2fs_extent_get(handle, EXT2_EXTENT_LAST_LEAF, &last);
+            struct ext2fs_extent extent {};
+            extent.e_lblk = runs[i].logical;
+            extent.e_pblk = runs[i].physical;
+            extent.e_len = static_cast<__u32>(runs[i].count);
+            if (!x) x = ext2fs_extent_insert(handle, i == 0 ? 0 : EXT2_EXTENT_INSERT_AFTER, &extent);
         }
-        ext2_ino_t ino = new_inode(dir, e, p);
-        link(dir, name, ino, file_type(e.type), p);
-        ext2fs_inode_alloc_stats2(m_fs, ino, +1, 0);
-        struct ext2_inode inode {};
-        inode.i_mode = mode_bits(e);
-        inode.i_links_count = 1;
+        ext2fs_extent_free(handle);
+        check(x, "extents of", p);
+        write_inode(ino, buf, p);
+    }
+
+    // A regular file: its data first, then its inode, once.
+    void write_regular(ext2_ino_t ino, const Entry& e, const std::string& p) {
+        std::vector<Run> runs;
+        if (e.content && e.size() > 0) runs = m_data.write(*e.content, p);
+        InodeBuf buf{};
+        fill_meta(buf, e);
+        write_mapped_inode(ino, buf, e.size(), runs, p);
+        set_xattrs(ino, e, p);
+    }
+
+    // Devices, fifos and sockets.
+    void write_special(ext2_ino_t ino, const Entry& e, const std::string& p) {
+        InodeBuf buf{};
+        fill_meta(buf, e);
         if (e.type == FileType::CharDevice || e.type == FileType::BlockDevice) {
             // The kernel's old encoding when it fits, the new one in i_block[1] otherwise.
             if (e.rdev_major < 256 && e.rdev_minor < 256)
-                inode.i_block[0] = e.rdev_major * 256 + e.rdev_minor;
+                buf.large.i_block[0] = e.rdev_major * 256 + e.rdev_minor;
             else
-                inode.i_block[1] = (e.rdev_minor & 0xff) | (e.rdev_major << 8) | ((e.rdev_minor & ~0xffu) << 12);
+                buf.large.i_block[1] = (e.rdev_minor & 0xff) | (e.rdev_major << 8) | ((e.rdev_minor & ~0xffu) << 12);
         }
-        if (e.type == FileType::Regular && ext2fs_has_feature_extents(m_fs->super)) {
-            ext2_extent_handle_t handle = nullptr;
-            check(ext2fs_extent_open2(m_fs, ino, &inode, &handle), "extents of '" + p + "'");
-            ext2fs_extent_free(handle);
+        write_inode(ino, buf, p);
+        set_xattrs(ino, e, p);
+    }
+
+    // A target shorter than 60 bytes lives in the inode (a "fast" symlink), a longer one in a block.
+    void write_symlink(ext2_ino_t ino, const Entry& e, const std::string& p) {
+        if (e.link.size() >= k_block) throw Error("'" + p + "': the symlink target is longer than a block");
+        InodeBuf buf{};
+        fill_meta(buf, e);
+        if (e.link.size() < sizeof buf.large.i_block) {
+            std::memcpy(buf.large.i_block, e.link.data(), e.link.size());
+            check(ext2fs_inode_size_set(m_fs, reinterpret_cast<ext2_inode*>(&buf.large), e.link.size()), "size of", p);
+            write_inode(ino, buf, p);
+        } else {
+            std::vector<char> block(k_block, '\0');
+            std::memcpy(block.data(), e.link.data(), e.link.size());
+            std::vector<Run> runs = m_data.write_blocks(block.data(), 1, p);
+            write_mapped_inode(ino, buf, e.link.size(), runs, p);
         }
-        check(ext2fs_write_new_inode(m_fs, ino, &inode), "write inode of '" + p + "'");
-        if (e.type == FileType::Regular) write_data(ino, e, p);
-        set_meta(ino, e, p);
-        if (stored.type == FileType::Hardlink || stored.hardlinked) m_files[p] = ino;
+        set_xattrs(ino, e, p);
     }
 
-    void finish_dirs() {
-        for (const auto& [ino, e, p] : m_dir_meta) set_meta(ino, *e, p);
+    // A folder's blocks: its entries packed in walk order after "." and "..", each block ending in
+    // the checksum tail; then its inode, then the blocks with their checksums.
+    void write_folder(const Folder& f) {
+        const uint32_t usable = k_block - sizeof(struct ext2_dir_entry_tail);
+        std::vector<char> blocks;
+        uint32_t at = usable; // in the current block; `usable` starts a new block
+        uint32_t last = 0;    // the current block's last entry
+        auto close_block = [&] {
+            if (blocks.empty()) return;
+            char* b = blocks.data() + blocks.size() - k_block;
+            if (at == 0) { // no entry: one empty entry spans the block
+                auto* d = reinterpret_cast<ext2_dir_entry*>(b);
+                check(ext2fs_set_rec_len(m_fs, usable, d), "folder", f.path);
+            } else {
+                auto* d = reinterpret_cast<ext2_dir_entry*>(b + last);
+                check(ext2fs_set_rec_len(m_fs, usable - last, d), "folder", f.path);
+            }
+            ext2fs_initialize_dirent_tail(m_fs, reinterpret_cast<ext2_dir_entry_tail*>(b + usable));
+        };
+        auto put = [&](const std::string& name, ext2_ino_t ino, int type) {
+            uint32_t len = (8 + static_cast<uint32_t>(name.size()) + 3) & ~3u;
+            if (at + len > usable) {
+                close_block();
+                blocks.resize(blocks.size() + k_block, '\0');
+                at = 0;
+            }
+            auto* d = reinterpret_cast<ext2_dir_entry*>(blocks.data() + blocks.size() - k_block + at);
+            d->inode = ino;
+            check(ext2fs_set_rec_len(m_fs, len, d), "folder", f.path);
+            ext2fs_dirent_set_name_len(d, static_cast<int>(name.size()));
+            ext2fs_dirent_set_file_type(d, type);
+            std::memcpy(d->name, name.data(), name.size());
+            last = at;
+            at += len;
+        };
+        put(".", f.ino, EXT2_FT_DIR);
+        put("..", f.parent, EXT2_FT_DIR);
+        for (const auto& e : f.entries) put(e.name, e.ino, e.type);
+        close_block();
+        while (blocks.size() < f.min_blocks * k_block) {
+            blocks.resize(blocks.size() + k_block, '\0');
+            at = 0;
+            close_block();
+        }
+        blk64_t count = blocks.size() / k_block;
+
+        InodeBuf buf{};
+        fill_meta(buf, *f.meta);
+        // With dir_nlink, a folder with too many subfolders to count says 1.
+        uint32_t links = 2 + f.subfolders;
+        buf.large.i_links_count = static_cast<uint16_t>(links > EXT2_LINK_MAX ? 1 : links);
+        std::vector<Run> runs = m_data.allocate(count, f.path);
+        write_mapped_inode(f.ino, buf, count * k_block, runs, f.path);
+        for (blk64_t i = 0; i < count; ++i)
+            check(ext2fs_dir_block_csum_set(m_fs, f.ino, reinterpret_cast<ext2_dir_entry*>(blocks.data() + i * k_block)),
+                  "checksum folder", f.path);
+        m_data.write_runs(runs, blocks.data(), 0, f.path);
+        set_xattrs(f.ino, *f.meta, f.path);
     }
 
-    void root(const Entry& e) {
-        m_dirs["/"] = EXT2_ROOT_INO;
-        m_dir_meta.emplace_back(EXT2_ROOT_INO, &e, "/");
-    }
-
-    // mke2fs makes lost+found 16 KiB so that e2fsck can reconnect files without allocating.
-    ext2_ino_t lost_and_found() {
-        check(ext2fs_mkdir(m_fs, EXT2_ROOT_INO, 0, "lost+found"), "mkdir /lost+found");
-        ext2_ino_t ino = 0;
-        check(ext2fs_lookup(m_fs, EXT2_ROOT_INO, "lost+found", 10, nullptr, &ino), "find /lost+found");
-        for (int i = 1; i < 4; ++i) check(ext2fs_expand_dir(m_fs, ino), "expand /lost+found");
-        return ino;
-    }
-
-private:
     ext2_filsys m_fs;
     HardlinkLeaders m_leaders;
-    std::map<std::string, ext2_ino_t, path::Less> m_dirs;
+    DataWriter& m_data;
+    std::vector<Folder> m_folders;
+    std::map<std::string, size_t, path::Less> m_folder_of;
     std::map<std::string, ext2_ino_t, path::Less> m_files; // hardlink group leaders
-    std::vector<std::tuple<ext2_ino_t, const Entry*, std::string>> m_dir_meta;
 };
 
 struct Counts {
@@ -297,14 +574,14 @@ Result<void> write(const Tree& tree, const std::string& image, uint64_t offset, 
         // The image file is new and sparse: inode tables read as zeros already.
         for (dgrp_t g = 0; g < fs->group_desc_count; ++g) ext2fs_bg_flags_set(fs, g, EXT2_BG_INODE_ZEROED);
 
-        check(ext2fs_mkdir(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, nullptr), "make the root folder");
         for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); ++i) ext2fs_inode_alloc_stats2(fs, i, +1, 0);
         ext2fs_mark_inode_bitmap2(fs->inode_map, EXT2_BAD_INO);
         ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
         check(ext2fs_update_bb_inode(fs, nullptr), "bad blocks inode");
         check(ext2fs_create_resize_inode(fs), "resize inode");
 
-        Writer w(fs, tree);
+        DataWriter data(fs, image, offset);
+        Writer w(fs, tree, data);
         bool has_lost_found = tree.get("/lost+found") && tree.get("/lost+found")->is_dir();
         tree.walk([&](const std::string& p, const Entry& entry) {
             check_interrupted();
@@ -312,9 +589,9 @@ Result<void> write(const Tree& tree, const std::string& image, uint64_t offset, 
             if (p == "/") w.root(entry);
             else w.add(p, entry);
         });
-        Entry lost_found = Entry::directory(0700, options.time); // outlives finish_dirs()
+        Entry lost_found = Entry::directory(0700, options.time); // outlives finish_folders()
         if (!has_lost_found) w.add("/lost+found", lost_found);
-        w.finish_dirs();
+        w.finish_folders();
 
         struct ext2fs_journal_params jparams {};
         check(ext2fs_get_journal_params(&jparams, fs), "journal size");
@@ -323,7 +600,11 @@ Result<void> write(const Tree& tree, const std::string& image, uint64_t offset, 
         // Groups whose bitmaps stay uninitialised are skipped when the bitmaps are written, and that is
         // where their descriptor checksums would be set: set them all, after the flags changed above.
         for (dgrp_t g = 0; g < fs->group_desc_count; ++g) ext2fs_group_desc_csum_set(fs, g);
-        e = ext2fs_close_free(&fs);
+        // No fsync: the image is a build output like any other, renamed into place when the build
+        // succeeds; waiting for the disk here would only make the build slower.
+        e = ext2fs_close2(fs, EXT2_FLAG_FLUSH_NO_SYNC);
+        if (e) ext2fs_free(fs);
+        fs = nullptr;
         if (e) return fail("ext4 at byte " + std::to_string(offset) + " of '" + image + "': writing: " + err(e));
     } catch (const Error& x) {
         if (fs) ext2fs_free(fs);

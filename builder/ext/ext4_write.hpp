@@ -1,6 +1,8 @@
 // Writing ext4 in-process with libext2fs, straight into a byte range of an image file: format, then
-// populate from the Tree (the e2fsdroid / `mke2fs -d` pattern). No staging copy on the host, no mount,
-// no root needed: owners, modes, xattrs and devices are written as the Tree says.
+// populate from the Tree. No staging copy on the host, no mount, no root needed: owners, modes, xattrs
+// and devices are written as the Tree says. libext2fs keeps the metadata (bitmaps, inodes, group
+// descriptors, journal); file data and folder blocks are laid out and written here, each file in as
+// few contiguous runs as the free space allows, in walk order (see ext4_write.cpp for why).
 #pragma once
 
 #include "core/error.hpp"
@@ -32,7 +34,9 @@ inline constexpr const char* k_features =
 // Bytes the tree's content needs as ext4 with 4 KiB blocks: data, folders, inodes, journal, metadata.
 uint64_t needed_bytes(const Tree& tree, const std::vector<std::string>& exclude);
 
-// Formats [offset, offset + size) of the image file at `image` and writes `tree` into it.
+// Formats [offset, offset + size) of the image file at `image` and writes `tree` into it. Nothing
+// outside that range is touched. The result is a function of the tree and the options only. The file
+// is not synced to disk: it is an output like any other, renamed into place when the build succeeds.
 Result<void> write(const Tree& tree, const std::string& image, uint64_t offset, uint64_t size, const Options& options);
 
 } // namespace ib::ext4

@@ -27,6 +27,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
 
@@ -282,46 +283,37 @@ public:
         std::string temp = compressed ? staging.scratch_for(raw_path) : staging.temp_for(m_path);
         int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0) throw Error(errno_message("create '" + temp + "'", errno));
+        // SHA256SUMS's line for the image is taken by a thread of its own as the image is finished:
+        // the table and the boot partition are hashed while the root is written, the root while the
+        // bmap is made. Hashing it afterwards took as long as writing it.
+        std::optional<BackgroundChecksum> sum;
         try {
             if (::ftruncate(fd, static_cast<off_t>(total)) != 0) throw Error(errno_message("size '" + temp + "'", errno));
-            std::vector<NewPartition> parts(2);
-            parts[0].start = boot_start;
-            parts[0].size = m_layout.boot;
-            parts[0].mbr_type = 0x0c;
-            parts[0].gpt_type = k_basic_data_guid;
-            parts[0].gpt_guid = id.boot_guid;
-            parts[0].name = "bootfs";
-            parts[1].start = root_start;
-            parts[1].size = root;
-            parts[1].mbr_type = 0x83;
-            parts[1].gpt_type = k_linux_guid;
-            parts[1].gpt_guid = id.root_guid;
-            parts[1].name = "rootfs";
-            if (m_layout.gpt) {
-                write_gpt(fd, total, id.disk_guid, parts);
-            } else {
-                std::string mbr = make_mbr(id.signature, parts);
-                pwrite_all(fd, mbr.data(), mbr.size(), 0, temp);
-            }
+            write_table(fd, temp, total, boot_start, root_start, root, id);
             FatOptions fat;
             fat.label = id.boot_label;
             fat.serial = id.fat_serial;
             fat.hidden_sectors = static_cast<uint32_t>(boot_start / 512);
             fat.mtime = env.now;
             write_fat(fd, boot_start, m_layout.boot, tree, boot_dir, fat);
+            if (!compressed) {
+                sum.emplace(temp);
+                sum->ready(root_start);
+            }
+            ext4::Options ext;
+            ext.label = id.root_label;
+            ext.uuid = id.root_uuid;
+            ext.hash_seed = id.hash_seed;
+            ext.time = env.now;
+            ext.exclude = {boot_dir};
+            ext4::write(tree, temp, root_start, root, ext).value_or_throw(what);
         } catch (...) {
             ::close(fd);
             throw;
         }
         ::close(fd);
-        ext4::Options ext;
-        ext.label = id.root_label;
-        ext.uuid = id.root_uuid;
-        ext.hash_seed = id.hash_seed;
-        ext.time = env.now;
-        ext.exclude = {boot_dir};
-        ext4::write(tree, temp, root_start, root, ext).value_or_throw(what);
         if (m_layout.bmap) write_bmap(temp, total, staging.temp_for(raw_path + ".bmap"));
+        if (sum) staging.set_checksum(temp, sum->result(total));
         if (compressed)
             archive::compress_file(temp, staging.temp_for(m_path), m_layout.compression, env.threads).value_or_throw(what);
         log::detail(what + ": " + std::to_string(total / k_mib) + " MiB, disk id " +
@@ -331,6 +323,30 @@ public:
 
 private:
     static uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+    // The partition table: the boot partition (FAT) and the root (Linux), MBR or GPT.
+    void write_table(int fd, const std::string& temp, uint64_t total, uint64_t boot_start, uint64_t root_start, uint64_t root,
+                     const Identity& id) const {
+        std::vector<NewPartition> parts(2);
+        parts[0].start = boot_start;
+        parts[0].size = m_layout.boot;
+        parts[0].mbr_type = 0x0c;
+        parts[0].gpt_type = k_basic_data_guid;
+        parts[0].gpt_guid = id.boot_guid;
+        parts[0].name = "bootfs";
+        parts[1].start = root_start;
+        parts[1].size = root;
+        parts[1].mbr_type = 0x83;
+        parts[1].gpt_type = k_linux_guid;
+        parts[1].gpt_guid = id.root_guid;
+        parts[1].name = "rootfs";
+        if (m_layout.gpt) {
+            write_gpt(fd, total, id.disk_guid, parts);
+        } else {
+            std::string mbr = make_mbr(id.signature, parts);
+            pwrite_all(fd, mbr.data(), mbr.size(), 0, temp);
+        }
+    }
 
     Identity identity(const Tree& tree, const std::string& boot_dir, const OutputWriteEnv& env) const {
         Identity id;

@@ -17,11 +17,13 @@
 #     sha256), cmdline.txt as expected; mdir shows the long names;
 #   - PARTUUIDs: cmdline.txt's root= and fstab's PARTUUID= lines name p2/p1 of the new table; the
 #     cgroup flags appear once; hypriotos keeps root=/dev/mmcblk0p2, debian-raspi root=LABEL=RASPIROOT;
-#   - a second build into another folder: same bytes (.img and .bmap); bmaptool copy + cmp.
-# On raspios: disk_id "0x0badcafe" is honoured everywhere; the build as user nobody works, gives the
-# same bytes as root's and keeps root/1000 owners; errors: cmdline.txt naming root=PARTUUID=deadbeef-05
-# (exit 1, "names no partition", no output), boot files larger than boot_size (exit 1, names the
-# sizes, no output), `path: x.raw` (exit 2).
+#   - a second build into another folder: same bytes (.img and .bmap); bmaptool copy + cmp;
+#   - SHA256SUMS lists out.img and out.img.bmap, and `sha256sum -c` agrees.
+# On raspios: `path: out.img.zst` gives the plain build's image compressed (zstd -dc | cmp), the same
+# .bmap, a SHA256SUMS of the .zst and .bmap, nothing else; disk_id "0x0badcafe" is honoured
+# everywhere; the build as user nobody works, gives the same bytes as root's and keeps root/1000
+# owners; errors: cmdline.txt naming root=PARTUUID=deadbeef-05 (exit 1, "names no partition", no
+# output), boot files larger than boot_size (exit 1, names the sizes, no output), `path: x.raw` (exit 2).
 #
 # usage: bash tests/e2e/sdimage.sh path/to/imgbuild     (needs root: fixtures, setpriv; exit 77 otherwise)
 set -uo pipefail
@@ -331,6 +333,15 @@ check_image() { # NAME LAYOUT TABLE(mbr|gpt) OUTDIR SRC BOOTMNT BOOTLABEL ROOTLA
     fail "$N: bmaptool copy failed: $(tail -n 5 "$d/bmaptool.txt" | tr '\n' ' ')"
   fi
   rm -f "$d/copy.img"
+
+  # ---- SHA256SUMS ----
+  local listed
+  listed=$(awk '{ print $2 }' "$o/SHA256SUMS" 2> /dev/null | tr '\n' ' ')
+  if [ "$listed" = "out.img out.img.bmap " ] && (cd "$o" && sha256sum --strict -c SHA256SUMS) > "$d/sums.txt" 2>&1; then
+    ok "$N: SHA256SUMS lists out.img and out.img.bmap, and sha256sum -c agrees"
+  else
+    fail "$N: SHA256SUMS lists '$listed'; sha256sum -c: $(tr '\n' ' ' < "$d/sums.txt" | head -c 300)"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -380,6 +391,32 @@ for N in raspios hypriotos debian-raspi raspios-gpt; do
   fi
   rm -rf "$d/o2"
 done
+
+# ---------------------------------------------------------------------------------------------
+# Compressed: out.img.zst is the plain build's out.img (the same identity: compressing does not change
+# which disk it is), its bmap describes the plain image, SHA256SUMS lists the compressed file.
+if command -v zstd > /dev/null; then
+  N=raspios-zst d=$W/$N
+  mkdir -p "$d"
+  recipe "$d/recipe.yaml" "$W/fx/raspios.img" ''
+  sed -i 's/path: out.img,/path: out.img.zst,/' "$d/recipe.yaml"
+  build "$d/recipe.yaml" "$d/o1"
+  no_crash "$N: build"
+  if [ "$RC" = 0 ]; then
+    if zstd -dc "$d/o1/out.img.zst" 2> /dev/null | cmp -s - "$W/raspios/o1/out.img"; then ok "$N: zstd -dc out.img.zst equals the plain build's out.img"; else fail "$N: zstd -dc out.img.zst differs from the plain build's out.img"; fi
+    if cmp -s "$d/o1/out.img.bmap" "$W/raspios/o1/out.img.bmap"; then ok "$N: out.img.bmap equals the plain build's"; else fail "$N: out.img.bmap differs from the plain build's"; fi
+    listed=$(awk '{ print $2 }' "$d/o1/SHA256SUMS" 2> /dev/null | tr '\n' ' ')
+    if [ "$listed" = "out.img.bmap out.img.zst " ] && (cd "$d/o1" && sha256sum --strict -c SHA256SUMS) > "$d/sums.txt" 2>&1; then
+      ok "$N: SHA256SUMS lists out.img.bmap and out.img.zst, and sha256sum -c agrees"
+    else
+      fail "$N: SHA256SUMS lists '$listed'; sha256sum -c: $(tr '\n' ' ' < "$d/sums.txt" | head -c 300)"
+    fi
+    left=$(find "$d/o1" -mindepth 1 ! -name out.img.zst ! -name out.img.bmap ! -name SHA256SUMS | head -n 3 | tr '\n' ' ')
+    if [ -z "$left" ]; then ok "$N: no plain image or temporary file left beside it"; else fail "$N: left in the out folder: $left"; fi
+  else
+    fail "$N: build exited $RC: $(head -c 600 "$d/o1.build.err")"
+  fi
+fi
 
 # ---------------------------------------------------------------------------------------------
 # disk_id on raspios: the label-id, the PARTUUIDs in cmdline.txt and fstab.
