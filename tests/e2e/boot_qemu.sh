@@ -232,10 +232,12 @@ else
   if [ -n "$reached" ]; then ok "boot: systemd says: ${reached#*] }"; else
     fail "boot: the marker ran but systemd never printed 'Reached target multi-user.target'"
   fi
-  grep -a '^IMGBUILD-BOOT' "$W/serial.txt" | sed 's/^/  console: /'
+  grep -ao 'IMGBUILD-BOOT.*' "$W/serial.txt" | sed 's/^/  console: /'
   want_root="/dev/vda2 ext4"
   want_boot="/dev/vda1 vfat"
-  get() { grep -a "^IMGBUILD-BOOT $1: " "$W/serial.txt" | tail -n1 | sed "s/^IMGBUILD-BOOT $1: //; s/ *\$//"; }
+  # A marker line may follow systemd's "A start job is running..." status, which ends in a carriage
+  # return and no newline: the marker is looked for anywhere in a line.
+  get() { grep -ao "IMGBUILD-BOOT $1: .*" "$W/serial.txt" | tail -n1 | sed "s/^IMGBUILD-BOOT $1: //; s/ *\$//"; }
   [ "$(get host)" = bootnode ] && ok "hostname is bootnode" || fail "hostname is '$(get host)', not bootnode"
   [ "$(get root)" = "$want_root" ] && ok "/ is $want_root" || fail "/ is '$(get root)', not $want_root"
   [ "$(get boot)" = "$want_boot" ] && ok "/boot/firmware is $want_boot (from the image's fstab)" ||
