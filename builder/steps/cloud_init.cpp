@@ -27,6 +27,12 @@
 // user-data and network-config may hold secrets: 0600; meta-data 0644; all root. A network-config the
 // image already has is kept unless the recipe gives one. An image without cloud-init gets the seed
 // anyway, with a warning.
+//
+// Also a warning: an image with cloud-init but no default locale (no LANG= in /etc/default/locale)
+// whose user-data sets no top-level `locale:`. cloud-init then sets en_US.UTF-8 at first boot with
+// `locale-gen en_US.UTF-8`, which Debian's locale-gen ignores (it makes what /etc/locale.gen lists),
+// so update-locale refuses the locale and cloud-config.service fails. Step `locale` before this one
+// (C.UTF-8 needs nothing made) avoids it.
 #include "core/boot.hpp"
 #include "core/error.hpp"
 #include "core/host_tool.hpp"
@@ -94,6 +100,11 @@ public:
     void apply(Tree& tree, const StepApplyEnv& env) const override {
         if (!tree.exists("/usr/bin/cloud-init") && !tree.exists("/etc/cloud"))
             log::warn(m_where + ": cloud-init is not installed in the image: the seed will be ignored");
+        else if (!m_sets_locale && !has_default_locale(tree))
+            log::warn(m_where + ": the image has no default locale (no LANG= in /etc/default/locale), so cloud-init "
+                                "sets en_US.UTF-8 at first boot, which Debian's locale-gen does not make, and "
+                                "cloud-config.service fails; add step 'locale' (C.UTF-8 needs nothing made) before "
+                                "this one, or 'locale:' to user-data");
         std::string dir = folder(tree);
         tree.mkdirs(dir, Entry::directory(0755, env.now));
         tree.put(dir + "/user-data", Entry::file(make_blob(m_user_data), 0600, env.now));
@@ -104,7 +115,8 @@ public:
 
     std::string meta_data() const { return "instance-id: " + yaml_quoted(m_instance_id) + "\n" + m_meta_extra; }
 
-    std::string m_where; // "t.yaml:3:3: step 'cloud_init'", for the warning
+    std::string m_where; // "t.yaml:3:3: step 'cloud_init'", for the warnings
+    bool m_sets_locale = false; // user-data has a top-level `locale:`
     std::string m_user_data, m_user_data_kind, m_user_data_from;
     std::string m_meta_extra; // YAML lines after instance-id
     size_t m_meta_keys = 0;
@@ -114,6 +126,17 @@ public:
     Location m_location = Location::Auto;
 
 private:
+    static bool has_default_locale(const Tree& tree) {
+        const Entry* e = tree.find("/etc/default/locale");
+        if (!e || e->type != FileType::Regular) return false;
+        std::istringstream in(read_all(e->content));
+        for (std::string line; std::getline(in, line);) {
+            size_t at = line.find_first_not_of(" \t");
+            if (at != std::string::npos && line.compare(at, 5, "LANG=") == 0 && line.size() > at + 5) return true;
+        }
+        return false;
+    }
+
     std::string folder(const Tree& tree) const {
         if (m_location == Location::SeedDir) return k_seed_dir;
         if (m_location == Location::Boot) return require_boot_dir(tree, "location 'boot'");
@@ -382,6 +405,7 @@ std::unique_ptr<Step> parse_cloud_init(const Doc& options, StepParseEnv& env) {
         if (auto t = read_text(options, user_key, env)) {
             step->m_user_data_kind = check_user_data(*t, schema_check, env);
             step->m_user_data = t->text;
+            step->m_sets_locale = t->text.starts_with("locale:") || t->text.find("\nlocale:") != std::string::npos;
             step->m_user_data_from = t->from;
         }
     }

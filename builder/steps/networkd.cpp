@@ -13,9 +13,16 @@
 //           file: 10-eth0.network      # default: NN-NAME.network, NN = 10 + the interface's index
 //       resolved: true                 # default: enable systemd-resolved, /etc/resolv.conf -> its stub
 //       disable: [dhcpcd, networking, NetworkManager]   # default []: masked where the image has them
+//       cloud_init_network: false      # default: cloud-init's own network configuration switched off
 //
 // Each .network file is /etc/systemd/network/FILE (0644 root): [Match] Name=, MACAddress=; [Network]
 // DHCP=ipv4, Address=, Gateway=, one DNS= per server, Domains=, always in that order. IPv4 only.
+//
+// On an image with cloud-init, /etc/cloud/cloud.cfg.d/99-disable-network-config.cfg (0644 root) says
+// `network: {config: disabled}` unless cloud_init_network is true. Otherwise cloud-init renders its
+// fallback (DHCP on the first NIC) at every first boot, for networkd as 10-cloud-init-NAME.network,
+// which sorts before this step's 10-NAME.network and so wins: the node comes up on DHCP, not on its
+// static address. A network-config in cloud-init's seed (step cloud_init) is then ignored as well.
 #include "core/error.hpp"
 #include "core/units.hpp"
 #include "core/validate.hpp"
@@ -31,6 +38,13 @@ namespace {
 
 const std::string k_network_dir = "/etc/systemd/network";
 const std::string k_resolv_target = "../run/systemd/resolve/stub-resolv.conf";
+const std::string k_cloud_cfg_dir = "/etc/cloud/cloud.cfg.d";
+const std::string k_cloud_net_off = "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg";
+const std::string k_cloud_net_off_text =
+    "# Written by imgbuild's networkd step: /etc/systemd/network configures this machine's network,\n"
+    "# so cloud-init writes none of its own (its fallback DHCP file would win over the step's files).\n"
+    "network:\n"
+    "  config: disabled\n";
 
 // What `disable` accepts, and the units each name masks: a manager's wait-online service would
 // otherwise fail at every boot once the manager itself is masked.
@@ -82,6 +96,7 @@ public:
         }
         s += "; enable systemd-networkd";
         if (m_resolved) s += ", systemd-resolved";
+        if (!m_cloud_init_network) s += "; cloud-init's network configuration off where installed";
         for (const auto& d : m_disable) s += (&d == &m_disable.front() ? "; mask " : ", ") + d;
         return s;
     }
@@ -107,10 +122,16 @@ public:
                 if (m.name == name)
                     for (const auto& unit : m.units)
                         if (units::find(tree, unit)) units::mask(tree, unit);
+        // Only where cloud-init is: an /etc/cloud of our own would tell step cloud_init it is installed.
+        if (!m_cloud_init_network && (tree.exists("/usr/bin/cloud-init") || tree.exists("/etc/cloud"))) {
+            tree.mkdirs(k_cloud_cfg_dir, Entry::directory(0755, env.now));
+            tree.put(k_cloud_net_off, Entry::file(make_blob(k_cloud_net_off_text), 0644, env.now));
+        }
     }
 
     std::vector<Interface> m_interfaces;
     bool m_resolved = true;
+    bool m_cloud_init_network = false;
     std::vector<std::string> m_disable;
 };
 
@@ -308,6 +329,7 @@ std::unique_ptr<Step> parse_networkd(const Doc& options, StepParseEnv& env) {
     size_t errors_before = env.diag.error_count();
     const Doc* interfaces = m.required("interfaces");
     step->m_resolved = m.boolean("resolved").value_or(true);
+    step->m_cloud_init_network = m.boolean("cloud_init_network").value_or(false);
     auto disable = string_items(m.get("disable"), env, "disable");
     m.finish();
 

@@ -33,6 +33,10 @@
 //               the hostname step ran before this one. Whoever knows the seed can derive the private
 //               key: pass a secret one with --set rather than writing it in the recipe.
 //               Raspberry Pi OS's regenerate_ssh_host_keys.service, which would replace it, is disabled.
+//               On an image with cloud-init, whose ssh module deletes every host key and makes new
+//               ones at an instance's first boot, /etc/cloud/cloud.cfg.d/99-imgbuild-ssh-host-keys.cfg
+//               (0644 root) sets ssh_deletekeys: false and ssh_genkeytypes: [] (user-data may still
+//               override them).
 #include "core/accounts.hpp"
 #include "core/boot.hpp"
 #include "core/error.hpp"
@@ -63,6 +67,13 @@ struct UserKeys {
 constexpr const char* k_dropin = "/etc/ssh/sshd_config.d/10-imgbuild.conf";
 constexpr const char* k_keygen_unit = "imgbuild-ssh-keygen.service";
 constexpr const char* k_pios_keygen_unit = "regenerate_ssh_host_keys.service";
+constexpr const char* k_cloud_cfg_dir = "/etc/cloud/cloud.cfg.d";
+constexpr const char* k_cloud_keep_keys = "/etc/cloud/cloud.cfg.d/99-imgbuild-ssh-host-keys.cfg";
+constexpr const char* k_cloud_keep_keys_text =
+    "# Written by imgbuild's ssh step (host_keys: generate): /etc/ssh holds the host key made for this\n"
+    "# machine at build time, so cloud-init neither deletes it nor makes others at first boot.\n"
+    "ssh_deletekeys: false\n"
+    "ssh_genkeytypes: []\n";
 
 // The oneshot that makes missing host keys before sshd starts; `systemd-analyze verify` accepts it.
 constexpr const char* k_keygen_unit_text = "[Unit]\n"
@@ -364,6 +375,11 @@ class Ssh final : public Step {
 
         delete_host_keys(tree);
         units::disable(tree, k_pios_keygen_unit); // it would delete this key at first boot
+        // Only where cloud-init is: an /etc/cloud of our own would tell step cloud_init it is installed.
+        if (tree.exists("/usr/bin/cloud-init") || tree.exists("/etc/cloud")) {
+            tree.mkdirs(k_cloud_cfg_dir, Entry::directory(0755, env.now));
+            tree.put(k_cloud_keep_keys, Entry::file(make_blob(k_cloud_keep_keys_text), 0644, env.now));
+        }
         tree.mkdirs("/etc/ssh", Entry::directory(0755, env.now));
         tree.put("/etc/ssh/ssh_host_ed25519_key", Entry::file(make_blob(pair.private_file), 0600, env.now));
         tree.put("/etc/ssh/ssh_host_ed25519_key.pub",

@@ -19,10 +19,12 @@ using namespace ib::test;
 
 namespace {
 
-// A Debian image with cloud-init installed and a Raspberry Pi boot partition at /boot/firmware.
+// A Debian image with cloud-init installed, a default locale and a Raspberry Pi boot partition at
+// /boot/firmware.
 Tree with_cloud_init() {
     Tree t;
     t.put("/usr/bin/cloud-init", file("#!/usr/bin/python3\n", 0755));
+    t.put("/etc/default/locale", file("LANG=en_GB.UTF-8\n"));
     t.put("/etc/cloud/cloud.cfg", file("datasource_list: [NoCloud, None]\n"));
     t.put("/boot/firmware/cmdline.txt", file("console=tty1 root=PARTUUID=abcd-02 rootwait\n"));
     return t;
@@ -155,6 +157,7 @@ TEST_CASE("cloud_init location auto picks the boot folder only when the image re
     SECTION("HypriotOS, boot partition at /boot") {
         Tree t;
         t.put("/etc/cloud/cloud.cfg", file("datasource_list: [NoCloud]\n"));
+        t.put("/etc/default/locale", file("LANG=en_US.UTF-8\n"));
         t.put("/boot/config.txt", file("hdmi_force_hotplug=1\n"));
         t.put("/usr/lib/os-release", file("PRETTY_NAME=\"Raspbian GNU/Linux 10 (buster)\"\nHYPRIOT_OS=\"HypriotOS/armhf\"\n"));
         t.put("/etc/os-release", link("../usr/lib/os-release"));
@@ -179,11 +182,39 @@ TEST_CASE("cloud_init location auto picks the boot folder only when the image re
 TEST_CASE("cloud_init location boot needs a boot folder", "[step][cloud_init]") {
     Tree t;
     t.put("/usr/bin/cloud-init", file("", 0755));
+    t.put("/etc/default/locale", file("LANG=C.UTF-8\n"));
     CHECK_THROWS_WITH(run_step("cloud_init: {user_data_inline: \"#cloud-config\\n\", location: boot}", t),
                       Catch::StartsWith("location 'boot' needs a Raspberry Pi boot partition"));
     Tree pi = with_cloud_init();
     run_step("cloud_init: {user_data_inline: \"#cloud-config\\n\", location: boot}", pi);
     CHECK(pi.read_file("/boot/firmware/user-data") == "#cloud-config\n");
+}
+
+TEST_CASE("cloud_init warns when cloud-init would fail on the image's missing locale", "[step][cloud_init]") {
+    const std::string warning = "warning: t.yaml:1:1: step 'cloud_init': the image has no default locale (no LANG= "
+                                "in /etc/default/locale), so cloud-init sets en_US.UTF-8 at first boot, which "
+                                "Debian's locale-gen does not make, and cloud-config.service fails; add step "
+                                "'locale' (C.UTF-8 needs nothing made) before this one, or 'locale:' to user-data\n";
+    const std::string plain = "cloud_init: {user_data_inline: \"#cloud-config\\nruncmd: [true]\\n\"}";
+    for (const char* locale : {"", "# LANG=en_US.UTF-8\n", "LANG=\n", "LC_ALL=C\n"}) {
+        INFO("/etc/default/locale: '" << locale << "'");
+        Tree t = with_cloud_init();
+        if (*locale) t.put("/etc/default/locale", file(locale));
+        else t.remove("/etc/default/locale");
+        CHECK(stderr_of([&] { run_step(plain, t); }) == warning);
+        CHECK(t.read_file(k_seed + "/user-data") == "#cloud-config\nruncmd: [true]\n");
+    }
+    Tree t = with_cloud_init();
+    t.remove("/etc/default/locale");
+    // user-data that sets the locale, first or later, is fine.
+    CHECK(stderr_of([&] { run_step("cloud_init: {user_data_inline: \"#cloud-config\\nlocale: C.UTF-8\\n\"}", t); }) == "");
+    CHECK(stderr_of([&] { run_step("cloud_init: {user_data_inline: \"#cloud-config\\nruncmd: [true]\\nlocale: "
+                                   "en_GB.UTF-8\\n\"}", t); }) == "");
+    // A locale under another key is not cloud-init's locale.
+    CHECK(stderr_of([&] { run_step("cloud_init: {user_data_inline: \"#cloud-config\\nx:\\n  locale: C\\n\"}", t); }) ==
+          warning);
+    t.put("/etc/default/locale", file("  LANG=C.UTF-8\n"));
+    CHECK(stderr_of([&] { run_step(plain, t); }) == "");
 }
 
 TEST_CASE("cloud_init warns when the image has no cloud-init, and still writes the seed", "[step][cloud_init]") {
@@ -195,6 +226,7 @@ TEST_CASE("cloud_init warns when the image has no cloud-init, and still writes t
     CHECK(t.read_file(k_seed + "/user-data") == "#cloud-config\n");
     Tree only_etc;
     only_etc.put("/etc/cloud", dir());
+    only_etc.put("/etc/default/locale", file("LANG=C.UTF-8\n"));
     CHECK(stderr_of([&] { run_step("cloud_init: {user_data_inline: \"#cloud-config\\n\"}", only_etc); }) == "");
 }
 

@@ -97,7 +97,44 @@ TEST_CASE("networkd defaults: DHCP without an address, file named by index and n
     CHECK(describe_step("networkd: {interfaces: [{name: eth0}, {name: eth1, address: 10.1.0.5/16, gateway: 10.1.255.254}], "
                         "disable: [dhcpcd]}") ==
           "write /etc/systemd/network/10-eth0.network (dhcp), /etc/systemd/network/11-eth1.network (10.1.0.5/16 via "
-          "10.1.255.254); enable systemd-networkd, systemd-resolved; mask dhcpcd");
+          "10.1.255.254); enable systemd-networkd, systemd-resolved; cloud-init's network configuration off "
+          "where installed; mask dhcpcd");
+    CHECK(describe_step("networkd: {interfaces: [{name: eth0}], resolved: false, cloud_init_network: true}") ==
+          "write /etc/systemd/network/10-eth0.network (dhcp); enable systemd-networkd");
+}
+
+TEST_CASE("networkd switches cloud-init's network configuration off where cloud-init is", "[step][networkd]") {
+    const std::string off = "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg";
+    Tree t = debian_systemd();
+    t.put("/etc/cloud/cloud.cfg", file("datasource_list: [NoCloud, None]\n"));
+    run_step(k_static, t);
+    CHECK(t.read_file(off) == "# Written by imgbuild's networkd step: /etc/systemd/network configures this machine's "
+                              "network,\n# so cloud-init writes none of its own (its fallback DHCP file would win "
+                              "over the step's files).\nnetwork:\n  config: disabled\n");
+    CHECK(t.get(off)->perm == 0644);
+    CHECK(t.get(off)->uid == 0);
+    CHECK(t.get(off)->mtime.sec == k_step_now.sec);
+    CHECK(t.get("/etc/cloud/cloud.cfg.d")->perm == 0755);
+    Tree once = t;
+    run_step(k_static, t);
+    CHECK(snapshot(t) == snapshot(once));
+
+    // Found by its program too, when the image has no /etc/cloud yet.
+    Tree by_program = debian_systemd();
+    by_program.put("/usr/bin/cloud-init", file("#!/usr/bin/python3\n", 0755));
+    run_step(k_static, by_program);
+    CHECK(by_program.exists(off));
+
+    // Asked to keep it: nothing written.
+    Tree kept = debian_systemd();
+    kept.put("/etc/cloud/cloud.cfg", file("datasource_list: [NoCloud, None]\n"));
+    run_step("networkd: {interfaces: [{name: eth0}], cloud_init_network: true}", kept);
+    CHECK_FALSE(kept.exists("/etc/cloud/cloud.cfg.d"));
+
+    // No cloud-init: no /etc/cloud, which step cloud_init would take for an installed cloud-init.
+    Tree none = debian_systemd();
+    run_step(k_static, none);
+    CHECK_FALSE(none.exists("/etc/cloud"));
 }
 
 TEST_CASE("networkd masks the other network managers the image has", "[step][networkd]") {
@@ -205,4 +242,6 @@ TEST_CASE("networkd validates matches, names, files and managers", "[step][netwo
     CHECK(error_of("networkd: {resolved: maybe}") ==
           "t.yaml:1:11: step 'networkd': missing required key 'interfaces'\n"
           "t.yaml:1:22: step 'networkd': 'resolved' must be true or false, found 'maybe'");
+    CHECK(error_of("networkd: {interfaces: [{name: eth0}], cloud_init_network: maybe}") ==
+          "t.yaml:1:60: step 'networkd': 'cloud_init_network' must be true or false, found 'maybe'");
 }

@@ -316,6 +316,36 @@ TEST_CASE("Ed25519 keys come from the seed as RFC 8032 says", "[ssh][sshkey]") {
     CHECK(ed25519_key_pair("short", "t").error() == "an Ed25519 seed must be 32 bytes, not 5");
 }
 
+TEST_CASE("ssh host_keys: generate keeps cloud-init from replacing the key at first boot", "[ssh][step]") {
+    const std::string cfg = "/etc/cloud/cloud.cfg.d/99-imgbuild-ssh-host-keys.cfg";
+    Tree t = debian();
+    t.put("/etc/cloud/cloud.cfg", file("cloud_init_modules: [ssh]\n"));
+    run_step("ssh: {host_keys: generate, seed: s3cret}", t);
+    CHECK(t.read_file(cfg) == "# Written by imgbuild's ssh step (host_keys: generate): /etc/ssh holds the host key "
+                              "made for this\n# machine at build time, so cloud-init neither deletes it nor makes "
+                              "others at first boot.\nssh_deletekeys: false\nssh_genkeytypes: []\n");
+    CHECK(t.get(cfg)->perm == 0644);
+    CHECK(t.get(cfg)->uid == 0);
+    CHECK(t.get(cfg)->mtime.sec == k_step_now.sec);
+    CHECK(t.get("/etc/cloud/cloud.cfg.d")->perm == 0755);
+    Tree once = t;
+    run_step("ssh: {host_keys: generate, seed: s3cret}", t);
+    CHECK(snapshot(t) == snapshot(once));
+
+    // Found by its program too; and the other policies leave cloud-init's key handling alone.
+    Tree by_program = debian();
+    by_program.put("/usr/bin/cloud-init", file("#!/usr/bin/python3\n", 0755));
+    run_step("ssh: {host_keys: generate, seed: s3cret}", by_program);
+    CHECK(by_program.exists(cfg));
+    for (const char* policy : {"keep", "regenerate"}) {
+        INFO(policy);
+        Tree other = debian();
+        other.put("/etc/cloud/cloud.cfg", file("cloud_init_modules: [ssh]\n"));
+        run_step(std::string("ssh: {host_keys: ") + policy + "}", other);
+        CHECK_FALSE(other.exists(cfg));
+    }
+}
+
 TEST_CASE("ssh host_keys: generate writes one Ed25519 key per seed and hostname", "[ssh][step]") {
     Tree a = pios();
     units::enable(a, "regenerate_ssh_host_keys.service");
@@ -343,6 +373,9 @@ TEST_CASE("ssh host_keys: generate writes one Ed25519 key per seed and hostname"
     c.put("/etc/hostname", file("node2\n"));
     run_step("ssh: {host_keys: generate, seed: s3cret}", c);
     CHECK(c.read_file("/etc/ssh/ssh_host_ed25519_key.pub") != pub);
+
+    // No cloud-init in these images: nothing written for it, and no /etc/cloud.
+    CHECK_FALSE(a.exists("/etc/cloud"));
 
     if (!have_tool("ssh-keygen")) {
         WARN("ssh-keygen is not installed (apt-get install openssh-client): the key files are not checked "
