@@ -240,6 +240,10 @@ else
     sed 's/^/       /' "$W/hyp.log" >&2
   else
     ok "imgbuild recipes/hypriot-worker.yaml: $(cd "$W/hyp" && ls *.img | tr '\n' ' ')($(($(date +%s) - start)) s)"
+    if grep -qi 'warning' "$W/hyp.log"; then
+      fail "the HypriotOS build warned:"
+      grep -i warning "$W/hyp.log" | sed 's/^/       /' >&2
+    fi
     H=$W/hyp/hypriot-2.img
     # Read back with e2fsprogs and mtools, at the partitions' offsets as sfdisk reports them.
     starts=($(sfdisk --json "$H" | jq -r '.partitiontable.partitions[].start'))
