@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
     app.add_flag("-v,--verbose", verbose, "say more (layers, every step per node)");
     app.add_flag("-q,--quiet", quiet, "only warnings and errors");
     app.add_flag("--insecure", insecure, "allow a base URL without a sha256 pin (then downloaded again every build)");
+    bool prune = false;
+    app.add_flag("--prune", prune,
+                 "netboot: remove the TFTP folders and NFS roots of nodes no longer in the recipe (default: keep them, "
+                 "with a warning)");
 
     auto* validate = app.add_subcommand("validate", "check a recipe and everything it names; write nothing");
     std::string validate_recipe;
@@ -128,6 +132,7 @@ int main(int argc, char** argv) {
         }
         ib::BuildOptions options;
         options.out_dir = out_dir;
+        options.prune = prune;
         options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         ib::execute(plan, options);
         return ib::k_exit_ok;

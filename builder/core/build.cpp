@@ -59,12 +59,14 @@ void plan_item(const Typed& t, const Type* type, const Recipe& r, Diagnostics& d
     Doc options = t.options ? *t.options : Doc::null(t.type_mark);
     planned.per_node = uses_node(options) || always_per_node(type);
     Scope scope{&r.vars, nullptr, "the recipe lists no nodes"};
+    const NodeSpec* node_spec = nullptr; // the node being parsed for, per node
     // Options whose templates failed are not parsed: their errors would only echo the template's.
     auto parse_rendered = [&]() -> decltype(parse(options, std::declval<Env&>())) {
         size_t before = diag.error_count();
         Doc rendered = render(options, scope, diag);
         if (diag.error_count() != before) return nullptr;
         Env env{diag, planned.what, t.type_mark};
+        if constexpr (requires { env.node; }) env.node = node_spec;
         return parse(rendered, env);
     };
     if (!planned.per_node) {
@@ -81,6 +83,7 @@ void plan_item(const Typed& t, const Type* type, const Recipe& r, Diagnostics& d
     }
     for (const auto& node : r.nodes) {
         scope.node = &node.fields;
+        node_spec = &node;
         planned.nodes.push_back(parse_rendered());
     }
 }
@@ -229,7 +232,7 @@ void write_output(const Output& out, const Tree& tree, Staging& staging, const O
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     char buf[64];
     snprintf(buf, sizeof buf, " (%.2f s)", secs);
-    log::info("wrote " + staging.out_dir() + "/" + out.path() + (out.is_dir() ? "/" : "") + buf);
+    log::info("wrote " + staging.out_dir() + "/" + out.written(env) + buf);
 }
 
 } // namespace
@@ -238,6 +241,7 @@ void execute(const Plan& plan, const BuildOptions& options) {
     const Recipe& r = plan.recipe;
     StepApplyEnv env{plan.now};
     OutputWriteEnv out_env{options.threads, plan.now, r.name};
+    out_env.prune = options.prune;
 
     // 1. Base layer, from the source.
     log::info("reading base: " + plan.base->describe());

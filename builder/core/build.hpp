@@ -56,9 +56,11 @@ std::string describe(const Plan& plan, const std::string& out_dir);
 struct BuildOptions {
     std::string out_dir = "out";
     int threads = 1;
+    bool prune = false; // remove the folders kept for nodes no longer in the recipe (netboot)
 };
 
-// Runs the plan. Outputs appear in out_dir all together at the end, or not at all.
+// Runs the plan. Outputs appear in out_dir all together at the end, or not at all (netboot's existing
+// folders are updated in place at the end instead: outputs/folder_sync.hpp).
 void execute(const Plan& plan, const BuildOptions& options);
 
 } // namespace ib

@@ -5,6 +5,9 @@
 #include "outputs/dir_writer.hpp"
 
 #include <cerrno>
+#include <dirent.h>
+#include <fcntl.h>
+#include <string_view>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,24 +25,41 @@ void add_string(Sha256& h, const std::string& s) {
     h.update(s.data(), s.size());
 }
 
+// True when the stored file at `p` is still what its name says `e` is. Its bytes are not read: a
+// write through a link moves the mtime (or the size), and that is what is looked for.
+bool still_matches(const std::string& p, const Entry& e) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    if ((st.st_mode & 07777) != e.perm || static_cast<uint64_t>(st.st_size) != e.size()) return false;
+    if (st.st_mtim.tv_sec != e.mtime.sec || static_cast<uint32_t>(st.st_mtim.tv_nsec) != e.mtime.nsec) return false;
+    return ::geteuid() != 0 || (st.st_uid == e.uid && st.st_gid == e.gid);
+}
+
 } // namespace
 
-std::string FileStore::key(const Entry& e) {
-    // The content's hash covers where its data runs start, so that a sparse file and its dense twin
-    // (same bytes, different blocks) stay distinct files; both read the same either way.
-    auto it = m_sums.find(e.content.get());
-    if (it == m_sums.end()) {
-        Sha256 h;
-        add_number(h, e.size());
-        if (e.content)
-            e.content->for_each_chunk([&](uint64_t offset, const char* data, size_t len) {
-                add_number(h, offset);
-                h.update(data, len);
-            });
-        it = m_sums.emplace(e.content.get(), std::make_pair(e.content, h.hex())).first;
+const std::string& ContentSums::of(const Entry& e) {
+    {
+        std::lock_guard lock(m_mutex);
+        if (auto it = m_sums.find(e.content.get()); it != m_sums.end()) return it->second.second;
     }
+    // Hashed outside the lock: two threads may both hash one content, and the first to finish wins.
     Sha256 h;
-    add_string(h, it->second.second);
+    add_number(h, e.size());
+    if (e.content)
+        e.content->for_each_chunk([&](uint64_t offset, const char* data, size_t len) {
+            add_number(h, offset);
+            h.update(data, len);
+        });
+    std::string sum = h.hex();
+    std::lock_guard lock(m_mutex);
+    return m_sums.try_emplace(e.content.get(), e.content, std::move(sum)).first->second.second;
+}
+
+FileStore::FileStore(std::string dir, ContentSums* sums) : m_dir(std::move(dir)), m_sums(sums ? sums : &m_own_sums) {}
+
+std::string FileStore::key(const Entry& e) {
+    Sha256 h;
+    add_string(h, m_sums->of(e));
     for (uint64_t v : {uint64_t(e.perm), uint64_t(e.uid), uint64_t(e.gid), uint64_t(e.mtime.sec), uint64_t(e.mtime.nsec)})
         add_number(h, v);
     add_number(h, e.xattrs.size());
@@ -50,24 +70,106 @@ std::string FileStore::key(const Entry& e) {
     return h.hex();
 }
 
-std::string FileStore::put(const Entry& e) {
-    if (!m_made) {
-        if (::mkdir(m_dir.c_str(), 0700) != 0 && errno != EEXIST)
-            throw Error(errno_message("create store '" + m_dir + "'", errno));
-        m_made = true;
-    }
+FileStore::~FileStore() {
+    if (m_fd >= 0) ::close(m_fd);
+}
+
+std::string FileStore::put(const Entry& e) { return m_dir + "/" + put_key(e); }
+
+std::string FileStore::put_key(const Entry& e) {
     std::string k = key(e);
     std::string stored = m_dir + "/" + k;
-    if (m_written.insert(k).second) {
-        write_file_content(stored, e);
-        set_metadata(stored, e);
+    std::promise<void> written;
+    std::shared_future<void> ready;
+    bool mine = false;
+    {
+        std::lock_guard lock(m_mutex);
+        if (!m_made) {
+            if (::mkdir(m_dir.c_str(), 0700) != 0) {
+                if (errno != EEXIST) throw Error(errno_message("create store '" + m_dir + "'", errno));
+                m_in_place = true;
+            }
+            m_fd = ::open(m_dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (m_fd < 0) throw Error(errno_message("open store '" + m_dir + "'", errno));
+            m_made = true;
+        }
+        auto [it, fresh] = m_known.try_emplace(k);
+        if (fresh) {
+            it->second = written.get_future().share();
+            mine = true;
+        }
+        ready = it->second;
     }
-    return stored;
+    if (!mine) {
+        ready.get(); // written by another thread (its error, if it failed)
+        return k;
+    }
+    try {
+        store(k, stored, e);
+        written.set_value();
+    } catch (...) {
+        written.set_exception(std::current_exception());
+        throw;
+    }
+    return k;
+}
+
+void FileStore::store(const std::string& k, const std::string& stored, const Entry& e) {
+    if (!m_in_place) {
+        try {
+            write_file(stored, e);
+        } catch (...) {
+            ::unlink(stored.c_str()); // never a half-written file under the name of a whole one
+            throw;
+        }
+    } else {
+        if (still_matches(stored, e)) return;
+        std::string temp = m_dir + "/." + k + ".imgbuild-tmp";
+        ::unlink(temp.c_str()); // a leftover of a killed build
+        try {
+            write_file(temp, e);
+            if (::rename(temp.c_str(), stored.c_str()) != 0) throw Error(errno_message("store '" + stored + "'", errno));
+        } catch (...) {
+            ::unlink(temp.c_str());
+            throw;
+        }
+    }
+    std::lock_guard lock(m_mutex);
+    m_added.push_back(stored);
 }
 
 void FileStore::link(const Entry& e, const std::string& host) {
     std::string stored = put(e);
     if (::link(stored.c_str(), host.c_str()) != 0) throw Error(errno_message("link '" + host + "'", errno));
+}
+
+void FileStore::link_at(const Entry& e, int dirfd, const char* name, const std::string& host) {
+    std::string k = put_key(e);
+    if (::linkat(m_fd, k.c_str(), dirfd, name, 0) != 0) throw Error(errno_message("link '" + host + "'", errno));
+}
+
+void FileStore::discard_added() noexcept {
+    std::lock_guard lock(m_mutex);
+    for (const auto& p : m_added) ::unlink(p.c_str());
+    m_added.clear();
+}
+
+size_t FileStore::collect_garbage() {
+    DIR* d = ::opendir(m_dir.c_str());
+    if (!d) return 0;
+    std::vector<std::string> unused;
+    while (const dirent* de = ::readdir(d)) {
+        std::string p = m_dir + "/" + de->d_name;
+        std::string_view name = de->d_name;
+        struct stat st {};
+        if (name == "." || name == "..") continue;
+        bool leftover = name.ends_with(".imgbuild-tmp"); // of a killed build
+        if (::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_nlink == 1 || leftover)) unused.push_back(p);
+    }
+    ::closedir(d);
+    for (const auto& p : unused)
+        if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw Error(errno_message("remove '" + p + "'", errno));
+    return unused.size();
 }
 
 } // namespace ib

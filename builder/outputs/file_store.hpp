@@ -5,36 +5,82 @@
 // named by the sha256 of its content *and* that metadata, and two paths become one inode only when
 // nothing about them may differ. The content's hash is computed once per content object of the build
 // (the base layer's files are the same objects in every node's tree), not once per node.
+//
+// A store an earlier build left is used as it is: a stored file whose size, mode, owner and mtime
+// still match its name is linked again, never rewritten (so its inode and mtime stay); one that was
+// changed through a link (written in place on a node) is replaced by a fresh copy. Every file goes
+// in under a temporary name and is renamed to its own, so a store never holds a half-written file
+// under a name a later build would trust.
 #pragma once
 
 #include "core/tree.hpp"
 
+#include <future>
 #include <map>
-#include <set>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace ib {
 
+// The sha256 (hex) of each content object's bytes, computed once per object and kept for the build.
+// Covers the size and where the data runs start, so that a sparse file and its dense twin (same
+// bytes, different blocks) differ.
+// Safe to use from several threads.
+class ContentSums {
+public:
+    const std::string& of(const Entry& e);
+
+private:
+    std::mutex m_mutex;
+    std::map<const Content*, std::pair<ContentRef, std::string>> m_sums; // content -> (held, sha256)
+};
+
+// Safe to use from several threads: a file two of them need is written once, and the other waits.
 class FileStore {
 public:
-    // `dir` is created (0700: only hardlinks into it are meant to be read) on first use.
-    explicit FileStore(std::string dir) : m_dir(std::move(dir)) {}
+    // `dir` is created (0700: only hardlinks into it are meant to be read) on first use when missing;
+    // a store made so is written directly, one that existed by temporary name and rename.
+    // `sums` is shared with whoever else hashes the build's contents; the store keeps its own if null.
+    explicit FileStore(std::string dir, ContentSums* sums = nullptr);
+    ~FileStore();
+    FileStore(const FileStore&) = delete;
+    FileStore& operator=(const FileStore&) = delete;
 
     // Makes `host` (a new name) a hardlink to the stored copy of the regular file `e`, writing that
     // copy with `e`'s content and metadata first when the store does not hold it yet.
     void link(const Entry& e, const std::string& host);
+    // The same, for the new name `name` in the folder open as `dirfd` (`host` names it in messages):
+    // no path is looked up twice when many names go into one folder.
+    void link_at(const Entry& e, int dirfd, const char* name, const std::string& host);
     // The stored copy's path ("DIR/<sha256>"), written when missing.
     std::string put(const Entry& e);
 
+    // Removes the files this object added to the store (for a build that failed); earlier builds'
+    // files stay. Never throws.
+    void discard_added() noexcept;
+    // Removes the stored files nothing links to any more (link count 1), and returns how many went:
+    // after an update replaced or removed the last names that used them.
+    size_t collect_garbage();
+
     const std::string& dir() const { return m_dir; }
-    size_t files() const { return m_written.size(); }
+    size_t files() const { return m_known.size(); }
+    size_t added() const { return m_added.size(); }
 
 private:
     std::string key(const Entry& e);
+    std::string put_key(const Entry& e); // put(), returning the stored file's name
+    void store(const std::string& k, const std::string& stored, const Entry& e);
     std::string m_dir;
+    std::mutex m_mutex;
     bool m_made = false;
-    std::set<std::string> m_written;                                   // keys stored so far
-    std::map<const Content*, std::pair<ContentRef, std::string>> m_sums; // content -> (held, sha256)
+    bool m_in_place = false; // the folder existed: an earlier build's store
+    int m_fd = -1;           // the folder, open (O_PATH) once it exists
+    std::unordered_map<std::string, std::shared_future<void>> m_known; // keys stored or checked so far: ready when written
+    std::vector<std::string> m_added;  // paths this object wrote
+    ContentSums m_own_sums;
+    ContentSums* m_sums;
 };
 
 } // namespace ib

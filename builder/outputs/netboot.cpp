@@ -6,7 +6,7 @@
 //       subnet: 10.0.0.0/24         # where dnsmasq answers proxy DHCP; default: server's /24
 //       prefix: mac                 # mac | serial | none: how each node's TFTP folder is named
 //       tftp_root: tftp             # under --out: tftp/b8-27-eb-12-34-56/..., tftp/.store/
-//       nfs_root: nfs               # under --out: nfs/NODE/..., nfs/.store/
+//       nfs_root: nfs               # under --out: nfs/NODE/..., nfs/.store/, nfs/.manifests/NODE
 //       server_config: netboot      # under --out: dnsmasq.conf, exports, nodes.txt
 //       export_base: /srv/nfs       # where the server exports nfs_root: nfsroot=SERVER:/srv/nfs/NODE
 //       tftp_server_path: /srv/tftp # where the server serves tftp_root from (dnsmasq tftp-root)
@@ -20,7 +20,20 @@
 // regular files of the system folders are hardlinked from nfs_root/.store (package managers replace
 // those by rename, so a node's upgrade never writes through to the others), and everything else is a
 // copy of the node's own, reflinked where the filesystem can. Real owners need root: without it the
-// output stops before writing anything.
+// output stops before writing anything. A node without the mac (or serial) its folder is named by is
+// a recipe error, reported when the recipe is checked.
+//
+// Updates in place (outputs/folder_sync.hpp). The folders live on between builds, and the nodes write
+// into their roots (logs, home folders, packages). So a node's folders that do not exist yet are
+// written whole and renamed into place with the build's other outputs; existing ones are updated:
+// nfs_root/.manifests/NODE lists what imgbuild wrote for the node (each path with a fingerprint of its
+// content and metadata), and a build writes only the paths whose fingerprint changed (under a
+// temporary name beside each, renamed over it once every node and output was written), removes the
+// paths the recipe no longer has, and never touches anything else: files a node made stay, whatever
+// imgbuild wrote and the recipe did not change is not even looked at (same inode, same mtime). The
+// stores are updated the same way (a stored file is reused while it matches its name; files nothing
+// links any more are removed). A failed or interrupted build removes its temporaries and changes
+// nothing. A node that left the recipe keeps its folders (a warning names them) unless --prune.
 #include "core/boot.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
@@ -31,13 +44,20 @@
 #include "core/validate.hpp"
 #include "outputs/dir_writer.hpp"
 #include "outputs/file_store.hpp"
+#include "outputs/folder_sync.hpp"
 #include "outputs/netboot.hpp"
 #include "outputs/output.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <dirent.h>
 #include <fcntl.h>
+#include <fstream>
+#include <memory>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,12 +74,32 @@ constexpr std::array<const char*, 4> k_sd_only_units = {"dphys-swapfile.service"
 // Folders whose files package managers replace by rename rather than edit in place.
 constexpr std::array<const char*, 6> k_shared_dirs = {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/opt"};
 
+// One node's folders, written (new ones whole, in Staging temporaries; existing ones as temporaries
+// inside them) but not in place yet.
+struct NodeWrite {
+    std::string name;
+    std::vector<std::pair<std::string, std::unique_ptr<FolderSync>>> folders; // relative to --out
+    Manifest old;
+    std::string old_text; // the manifest file as it was ("" when there was none)
+};
+
 // What the per-node instances of one netboot output share during a build (Staging::shared).
 struct BuildState {
+    ContentSums sums;
     std::optional<FileStore> tftp_store, nfs_store;
+    bool tftp_store_in_place = false, nfs_store_in_place = false;
     CopySources copies;
-    std::vector<std::string> nodes; // written so far
-    bool root_bootcode = false;
+    std::vector<NodeWrite> written;
+    std::optional<Entry> root_bootcode; // the bootcode.bin the TFTP root gets
+    bool applying = false; // from here on, what the stores gained is linked from the nodes' folders
+    // A build that did not get to finish(): every temporary goes, the folders stay as they were.
+    ~BuildState() {
+        for (auto& n : written)
+            for (auto& f : n.folders) f.second->discard();
+        if (applying) return;
+        if (tftp_store) tftp_store->discard_added();
+        if (nfs_store) nfs_store->discard_added();
+    }
 };
 
 void check_call(int r, const std::string& what) {
@@ -68,8 +108,56 @@ void check_call(int r, const std::string& what) {
 
 void write_text(const std::string& host, const std::string& text, Timestamp mtime) {
     Entry e = Entry::file(make_blob(text), 0644, mtime);
-    write_file_content(host, e);
-    set_metadata(host, e);
+    write_file(host, e);
+}
+
+bool is_real_dir(const std::string& host) {
+    struct stat st {};
+    return ::lstat(host.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::optional<std::string> read_text(const std::string& host) {
+    std::ifstream in(host, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Replaces `host` by `text` by rename, so that it is always one whole version or the other.
+void replace_file(const std::string& host, const std::string& text) {
+    std::string temp = host.substr(0, host.rfind('/') + 1) + "." + host.substr(host.rfind('/') + 1) + ".imgbuild-tmp";
+    ::unlink(temp.c_str());
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) throw Error(errno_message("create '" + temp + "'", errno));
+    bool ok = true;
+    int err = 0;
+    for (size_t done = 0; ok && done < text.size();) {
+        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            ok = false;
+            err = n < 0 ? errno : EIO;
+        } else {
+            done += static_cast<size_t>(n);
+        }
+    }
+    if (::close(fd) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (!ok || ::rename(temp.c_str(), host.c_str()) != 0) {
+        if (ok) err = errno;
+        ::unlink(temp.c_str());
+        throw Error(errno_message("write '" + host + "'", err));
+    }
+}
+
+std::string counts_text(const FolderSync::Counts& c) {
+    std::string s = std::to_string(c.written) + " written, " + std::to_string(c.removed) + " removed, " +
+                    std::to_string(c.unchanged) + " unchanged";
+    if (c.kept) s += ", " + std::to_string(c.kept) + " old folders kept (they hold files imgbuild did not write)";
+    return s;
 }
 
 class Netboot final : public Output {
@@ -81,6 +169,11 @@ public:
                ", prefix " + prefixes[static_cast<int>(m_o.prefix)] + (m_o.share ? ", /usr shared" : "") + ")";
     }
     bool is_dir() const override { return true; }
+    std::string written(const OutputWriteEnv& env) const override {
+        if (!env.node) return m_o.tftp_root + "/";
+        std::string folder = node_folder(*env.node);
+        return m_o.tftp_root + "/" + (folder.empty() ? "" : folder + "/") + " and " + m_o.nfs_root + "/" + env.node->name + "/";
+    }
     void check(const Tree& tree) const override { check_root_needed(tree, what()); }
 
     void write(const Tree& tree, Staging& staging, const OutputWriteEnv& env) const override {
@@ -88,18 +181,42 @@ public:
         const NodeSpec& node = *env.node;
         BuildState& st = staging.shared<BuildState>("netboot " + m_o.tftp_root);
         std::string folder = node_folder(node);
-        if (m_o.prefix == Prefix::None && !st.nodes.empty())
-            throw Error(what() + ": prefix: none serves one node from the TFTP root itself, but nodes '" + st.nodes.front() +
+        if (m_o.prefix == Prefix::None && !st.written.empty())
+            throw Error(what() + ": prefix: none serves one node from the TFTP root itself, but nodes '" + st.written.front().name +
                         "' and '" + node.name + "' both boot from it; use prefix: mac or serial");
-        st.nodes.push_back(node.name);
         std::string boot = require_boot_dir(tree, what());
-        write_tftp(tree, boot, folder, node, staging, st, env);
-        write_nfs(tree, boot, node, staging, st, env);
+        NodeWrite& nw = st.written.emplace_back();
+        nw.name = node.name;
+        read_manifest(staging.out_dir(), nw);
+        write_tftp(tree, boot, folder, node, staging, st, nw, env);
+        write_nfs(tree, boot, node, staging, st, nw, env);
     }
 
     void finish(Staging& staging, const NodeOutputs& all, const OutputWriteEnv& env) const override {
+        BuildState& st = staging.shared<BuildState>("netboot " + m_o.tftp_root);
+        const std::string& out = staging.out_dir();
+        std::set<std::string> claimed; // folders this build writes: nothing else may remove them
+        for (const auto& n : st.written)
+            for (const auto& f : n.folders) claimed.insert(f.first);
+        std::set<std::string> names;
+        for (const auto& [o, node] : all) names.insert(node->name);
+
+        // Every node and output is written: from here on the folders change. First the nodes that
+        // left the recipe, then every node's folders and manifest, the TFTP root's bootcode.bin, and
+        // last the stored files nothing links to any more.
+        st.applying = true;
+        leftover_nodes(out, names, claimed, env.prune, st);
+        std::string summary = apply_nodes(out, claimed, st);
+        place_root_bootcode(out, st);
+        size_t unused = 0;
+        if (st.tftp_store && st.tftp_store_in_place) unused += st.tftp_store->collect_garbage();
+        if (st.nfs_store && st.nfs_store_in_place) unused += st.nfs_store->collect_garbage();
+        if (!summary.empty())
+            log::info("netboot: " + summary + (unused ? "; " + std::to_string(unused) + " stored files nothing uses any more removed" : ""));
+
+        // The server's files, renamed into place with the build's other outputs.
         std::vector<netboot::NodeRow> rows;
-        for (const auto& [out, node] : all) {
+        for (const auto& [o, node] : all) {
             auto field = [&](const char* k) {
                 auto it = node->fields.find(k);
                 return it == node->fields.end() ? std::string() : it->second;
@@ -123,57 +240,109 @@ private:
         }
     }
 
-    void write_tftp(const Tree& tree, const std::string& boot, const std::string& folder, const NodeSpec& node,
-                    Staging& staging, BuildState& st, const OutputWriteEnv& env) const {
-        std::string dest;
-        if (folder.empty()) {
-            dest = staging.temp_for(m_o.tftp_root);
-            check_call(::mkdir(dest.c_str(), 0755), "mkdir '" + dest + "'");
-            if (!st.tftp_store) st.tftp_store.emplace(dest + "/.store");
-        } else {
-            dest = staging.temp_for(m_o.tftp_root + "/" + folder);
-            check_call(::mkdir(dest.c_str(), 0755), "mkdir '" + dest + "'");
-            if (!st.tftp_store) st.tftp_store.emplace(staging.shared_temp_for(m_o.tftp_root + "/.store"));
+    // Whether a manifest's folder is one a node can have: the TFTP root (prefix: none), or a folder of
+    // the TFTP or NFS root other than the stores and manifests. Nothing else is removed for a node.
+    bool node_folder_shape(const std::string& rel) const {
+        std::string abs = "/" + rel, parent = path::parent(abs).substr(1);
+        std::string_view name = path::name(abs);
+        return rel == m_o.tftp_root || ((parent == m_o.tftp_root || parent == m_o.nfs_root) && !name.empty() && name[0] != '.');
+    }
+
+    std::string manifest_dir(const std::string& out) const { return out + "/" + m_o.nfs_root + "/.manifests"; }
+
+    void read_manifest(const std::string& out, NodeWrite& nw) const {
+        std::string file = manifest_dir(out) + "/" + nw.name;
+        auto text = read_text(file);
+        if (!text) return;
+        try {
+            nw.old = parse_manifest(*text, file);
+            nw.old_text = *text;
+        } catch (const Error& e) {
+            log::warn(what() + ": " + e.what() + "; nothing in the folders of node '" + nw.name +
+                      "' is taken for imgbuild's: what the recipe has is written over them, nothing is removed");
         }
-        std::vector<std::pair<std::string, Timestamp>> dirs;
+    }
+
+    // Where the folder `rel` is written: the existing folder itself, or a new Staging temporary.
+    std::pair<std::string, bool> target_for(const std::string& rel, Staging& staging) const {
+        std::string host = staging.out_dir() + "/" + rel;
+        struct stat st {};
+        if (::lstat(host.c_str(), &st) != 0) {
+            if (errno != ENOENT) throw Error(errno_message(what() + ": '" + host + "'", errno));
+            return {staging.temp_for(rel), true};
+        }
+        if (!S_ISDIR(st.st_mode))
+            throw Error(what() + ": '" + host + "' exists and is not a folder" + (S_ISLNK(st.st_mode) ? " (imgbuild does not write through a symlink)" : ""));
+        return {host, false};
+    }
+
+    // A store: the one an earlier build left, used in place, or a new one renamed into place at the end.
+    void open_store(std::optional<FileStore>& store, bool& in_place, const std::string& rel, Staging& staging, BuildState& st) const {
+        if (store) return;
+        std::string host = staging.out_dir() + "/" + rel;
+        in_place = is_real_dir(host);
+        store.emplace(in_place ? host : staging.shared_temp_for(rel), &st.sums);
+    }
+
+    void sync_folder(const std::string& rel, const Tree& t, const FolderOptions& fo, const std::string& dest, bool fresh,
+                     BuildState& st, NodeWrite& nw) const {
+        static const ManifestEntries k_none;
+        const ManifestEntries* old = fresh ? nullptr : nw.old.find(rel);
+        auto sync = std::make_unique<FolderSync>(dest, old ? *old : k_none, fo, st.sums, fresh);
+        FolderSync& s = *sync;
+        nw.folders.emplace_back(rel, std::move(sync));
+        s.write(t);
+        log::detail("  netboot [" + nw.name + "]: " + rel + "/" + (fresh ? " (new): " : ": ") + counts_text(s.counts()));
+    }
+
+    void write_tftp(const Tree& tree, const std::string& boot, const std::string& folder, const NodeSpec& node,
+                    Staging& staging, BuildState& st, NodeWrite& nw, const OutputWriteEnv& env) const {
+        // The TFTP folder as a tree of its own: a TFTP client sees bytes only, so every boot file is
+        // root's and world-readable (the TFTP server runs unprivileged), whatever the FAT reader made
+        // of its mode.
+        Tree t("tftp", env.now);
+        std::optional<Entry> bootcode;
         tree.walk_under(boot, [&](const std::string& p, const Entry& stored) {
             if (p == boot) return;
             std::string rel = p.substr(boot.size());
-            std::string host = dest + rel;
             if (stored.type == FileType::Directory) {
-                check_call(::mkdir(host.c_str(), 0755), "mkdir '" + host + "'");
-                dirs.emplace_back(host, stored.mtime);
+                t.put(rel, Entry::directory(0755, stored.mtime), false);
                 return;
             }
             if (rel == "/cmdline.txt") return; // the node's own, below
-            // A TFTP client sees bytes only: every boot file is root's, world-readable (the TFTP
-            // server runs unprivileged), whatever the FAT reader made of its mode.
             const Entry* e = stored.type == FileType::Regular ? &stored : tree.find(p);
             if (!e || e->type != FileType::Regular) {
                 log::warn(what() + ": '" + p + "' is not a regular file; the TFTP folder leaves it out");
                 return;
             }
-            Entry plain = Entry::file(e->content, 0644, e->mtime);
-            st.tftp_store->link(plain, host);
-            // A Pi 3B/3B+ (and 2B v1.2) boot ROM asks the TFTP server for "bootcode.bin" without any
-            // folder; only bootcode.bin then looks for SERIAL/start.elf (Raspberry Pi documentation,
-            // "Network booting"). So one bootcode.bin sits in the TFTP root too. With
-            // tftp-unique-root=mac dnsmasq serves it from the node's MAC folder instead when one exists.
-            if (rel == "/bootcode.bin" && !folder.empty() && !st.root_bootcode) {
-                st.tftp_store->link(plain, staging.shared_temp_for(m_o.tftp_root + "/bootcode.bin"));
-                st.root_bootcode = true;
-            }
+            t.put(rel, Entry::file(e->content, 0644, e->mtime), false);
+            if (rel == "/bootcode.bin") bootcode = *t.get(rel);
         });
         std::string base = text::read_or_empty(tree, boot + "/cmdline.txt");
-        write_text(dest + "/cmdline.txt", netboot::cmdline(base, m_o, node.name), env.now);
-        for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
-            set_metadata(it->first, Entry::directory(0755, it->second));
-        set_metadata(dest, Entry::directory(0755, env.now));
-        log::detail("  netboot [" + node.name + "]: " + m_o.tftp_root + "/" + (folder.empty() ? "" : folder + "/"));
+        t.put("/cmdline.txt", Entry::file(make_blob(netboot::cmdline(base, m_o, node.name)), 0644, env.now), false);
+
+        std::string rel = folder.empty() ? m_o.tftp_root : m_o.tftp_root + "/" + folder;
+        auto [dest, fresh] = target_for(rel, staging);
+        // prefix: none: the node's folder is the TFTP root, and the store is in it.
+        if (folder.empty() && fresh) st.tftp_store.emplace(dest + "/.store", &st.sums);
+        else open_store(st.tftp_store, st.tftp_store_in_place, m_o.tftp_root + "/.store", staging, st);
+        FolderOptions fo;
+        fo.threads = env.threads;
+        fo.store = &*st.tftp_store;
+        fo.shared = [](std::string_view p) { return p != "/cmdline.txt"; };
+        sync_folder(rel, t, fo, dest, fresh, st, nw);
+        // A Pi 3B/3B+ (and 2B v1.2) boot ROM asks the TFTP server for "bootcode.bin" without any
+        // folder; only bootcode.bin then looks for SERIAL/start.elf (Raspberry Pi documentation,
+        // "Network booting"). So one bootcode.bin sits in the TFTP root too. With
+        // tftp-unique-root=mac dnsmasq serves it from the node's MAC folder instead when one exists.
+        if (bootcode && !folder.empty() && !st.root_bootcode) {
+            st.tftp_store->put(*bootcode);
+            st.root_bootcode = bootcode;
+        }
     }
 
-    void write_nfs(const Tree& tree, const std::string& boot, const NodeSpec& node, Staging& staging,
-                   BuildState& st, const OutputWriteEnv& env) const {
+    void write_nfs(const Tree& tree, const std::string& boot, const NodeSpec& node, Staging& staging, BuildState& st,
+                   NodeWrite& nw, const OutputWriteEnv& env) const {
         Tree root = tree.fork("netboot");
         // The boot files are served by TFTP; the mount point stays, empty.
         for (const auto& child : root.children(boot)) root.remove(boot + "/" + child);
@@ -184,26 +353,171 @@ private:
         for (const char* unit : k_sd_only_units)
             if (units::find(root, unit)) units::mask(root, unit);
 
-        std::string dest = staging.temp_for(m_o.nfs_root + "/" + node.name);
+        std::string rel = m_o.nfs_root + "/" + node.name;
+        auto [dest, fresh] = target_for(rel, staging);
         FolderOptions fo;
+        fo.threads = env.threads;
         fo.copies = &st.copies;
-        std::vector<std::string> shared_dirs;
         if (m_o.share) {
-            if (!st.nfs_store) st.nfs_store.emplace(staging.shared_temp_for(m_o.nfs_root + "/.store"));
+            open_store(st.nfs_store, st.nfs_store_in_place, m_o.nfs_root + "/.store", staging, st);
             // Stored paths are resolved ones: on a usrmerge system /bin is a link and its files are
             // stored under /usr/bin.
+            std::vector<std::string> shared_dirs;
             for (const char* d : k_shared_dirs) shared_dirs.push_back(root.resolve(d));
             fo.store = &*st.nfs_store;
-            fo.shared = [&](std::string_view p) {
+            fo.shared = [shared_dirs](std::string_view p) {
                 for (const auto& d : shared_dirs)
                     if (path::is_within(p, d) && p != d) return true;
                 return false;
             };
         }
-        write_folder(root, dest, fo);
-        log::detail("  netboot [" + node.name + "]: " + m_o.nfs_root + "/" + node.name + "/ (" +
-                    (st.nfs_store ? std::to_string(st.nfs_store->files()) + " files in the store, " : std::string()) +
-                    std::to_string(st.copies.clones()) + " reflinked copies so far)");
+        sync_folder(rel, root, fo, dest, fresh, st, nw);
+    }
+
+    // The TFTP root's bootcode.bin, a link to the stored one: replaced (by rename) only when it is not
+    // that file already.
+    void place_root_bootcode(const std::string& out, BuildState& st) const {
+        if (!st.root_bootcode) return;
+        std::string stored = st.tftp_store->put(*st.root_bootcode);
+        std::string target = out + "/" + m_o.tftp_root + "/bootcode.bin";
+        struct stat now {}, want {};
+        if (::lstat(target.c_str(), &now) == 0 && ::lstat(stored.c_str(), &want) == 0 && now.st_ino == want.st_ino &&
+            now.st_dev == want.st_dev)
+            return;
+        std::string temp = out + "/" + m_o.tftp_root + "/.bootcode.bin.imgbuild-tmp";
+        ::unlink(temp.c_str());
+        check_call(::link(stored.c_str(), temp.c_str()), "link '" + temp + "'");
+        if (::rename(temp.c_str(), target.c_str()) != 0) {
+            int err = errno;
+            ::unlink(temp.c_str());
+            throw Error(errno_message("replace '" + target + "'", err));
+        }
+    }
+
+    // Puts every node's folders in place. Returns what happened to the existing ones, for the log
+    // ("" when every node was new).
+    std::string apply_nodes(const std::string& out, const std::set<std::string>& claimed, BuildState& st) const {
+        FolderSync::Counts total;
+        size_t updated = 0, fresh = 0;
+        for (auto& n : st.written) {
+            auto [c, in_place] = apply_node(out, n, claimed, st);
+            (in_place ? updated : fresh) += 1;
+            if (!in_place) continue;
+            total.written += c.written;
+            total.removed += c.removed;
+            total.unchanged += c.unchanged;
+            total.kept += c.kept;
+        }
+        if (!updated) return "";
+        std::string what = total.written || total.removed
+                               ? "updated in place (" + counts_text(total) + ")"
+                               : "already up to date (" + std::to_string(total.unchanged) + " entries unchanged)";
+        return std::to_string(updated) + (updated == 1 ? " node's folders " : " nodes' folders ") + what +
+               (fresh ? ", " + std::to_string(fresh) + " new" : "");
+    }
+
+    // Puts node `n`'s folders in place, removes those it no longer has (unless another node now
+    // writes them) and keeps its manifest. Returns the counts and whether anything was there before.
+    std::pair<FolderSync::Counts, bool> apply_node(const std::string& out, NodeWrite& n, const std::set<std::string>& claimed,
+                                                   BuildState& st) const {
+        FolderSync::Counts c;
+        bool in_place = false;
+        Manifest pending, final;
+        bool changes = false;
+        for (auto& [rel, sync] : n.folders) {
+            in_place = in_place || is_real_dir(out + "/" + rel);
+            changes = changes || sync->changes();
+            pending.folders.emplace_back(rel, sync->changes() ? sync->pending_manifest() : sync->manifest());
+            final.folders.emplace_back(rel, sync->manifest());
+        }
+        // A folder the node had and no longer has (its MAC changed): what imgbuild wrote there goes.
+        std::vector<std::pair<std::string, std::unique_ptr<FolderSync>>> gone;
+        for (const auto& [rel, entries] : n.old.folders) {
+            if (claimed.count(rel) || !node_folder_shape(rel) || !is_real_dir(out + "/" + rel)) continue;
+            static const FolderOptions k_no_options;
+            gone.emplace_back(rel, std::make_unique<FolderSync>(out + "/" + rel, entries, k_no_options, st.sums, false));
+            gone.back().second->remove_all();
+            pending.folders.emplace_back(rel, entries);
+            changes = true;
+        }
+        std::string dir = manifest_dir(out);
+        std::string file = dir + "/" + n.name;
+        std::string comment = "What imgbuild wrote for node '" + n.name + "' (output netboot). The next build reads it to "
+                              "update these folders in place; edit nothing here.";
+        if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw Error(errno_message("create '" + dir + "'", errno));
+        if (changes && !n.old_text.empty()) replace_file(file, manifest_text(pending, comment));
+        for (auto& [rel, sync] : n.folders) {
+            sync->apply();
+            const auto& k = sync->counts();
+            c.written += k.written;
+            c.removed += k.removed;
+            c.unchanged += k.unchanged;
+            c.kept += k.kept;
+        }
+        for (auto& [rel, sync] : gone) {
+            sync->apply();
+            c.removed += sync->counts().removed;
+            log::info("netboot: node '" + n.name + "' no longer uses " + out + "/" + rel + "/: " +
+                      std::to_string(sync->counts().removed) + " entries imgbuild wrote there removed" +
+                      (sync->counts().kept ? ", the folders holding other files kept" : ""));
+        }
+        std::string text = manifest_text(final, comment);
+        if (text != n.old_text) replace_file(file, text);
+        return {c, in_place};
+    }
+
+    // Nodes with a manifest but no longer in the recipe: their folders are kept and named in a
+    // warning, or removed with --prune. A folder some node of this build writes is never touched, and
+    // one that holds other folders (the TFTP root itself, with prefix: none) loses only what was the
+    // node's.
+    void leftover_nodes(const std::string& out, const std::set<std::string>& names, const std::set<std::string>& claimed,
+                        bool prune, BuildState& st) const {
+        std::string dir = manifest_dir(out);
+        DIR* d = ::opendir(dir.c_str());
+        if (!d) return;
+        std::vector<std::string> files;
+        while (const dirent* de = ::readdir(d))
+            if (de->d_name[0] != '.' && !names.count(de->d_name)) files.push_back(de->d_name);
+        ::closedir(d);
+        std::sort(files.begin(), files.end());
+        for (const auto& name : files) {
+            std::string file = dir + "/" + name;
+            Manifest m;
+            try {
+                m = parse_manifest(read_text(file).value_or(""), file);
+            } catch (const Error& e) {
+                log::warn(what() + ": " + e.what() + "; left as it is");
+                continue;
+            }
+            std::vector<std::pair<std::string, const ManifestEntries*>> folders;
+            for (const auto& [rel, entries] : m.folders)
+                if (!claimed.count(rel) && node_folder_shape(rel) && is_real_dir(out + "/" + rel)) folders.emplace_back(rel, &entries);
+            std::string listed;
+            for (const auto& f : folders) listed += (listed.empty() ? "" : ", ") + out + "/" + f.first + "/";
+            if (folders.empty()) {
+                ::unlink(file.c_str()); // nothing of it is left
+                continue;
+            }
+            if (!prune) {
+                log::warn("netboot: node '" + name + "' is no longer in the recipe; its folders " + listed +
+                          " are kept as they are (the server files no longer list it); imgbuild --prune removes them");
+                continue;
+            }
+            for (const auto& [rel, entries] : folders) {
+                bool holds_others = rel == m_o.tftp_root || rel == m_o.nfs_root;
+                for (const auto& c : claimed) holds_others = holds_others || path::is_within("/" + c, "/" + rel);
+                if (!holds_others) {
+                    remove_tree(out + "/" + rel);
+                    continue;
+                }
+                static const FolderOptions k_no_options;
+                FolderSync s(out + "/" + rel, *entries, k_no_options, st.sums, false);
+                s.remove_all();
+                s.apply();
+            }
+            check_call(::unlink(file.c_str()), "remove '" + file + "'");
+            log::info("netboot: node '" + name + "' is no longer in the recipe: removed " + listed + " (--prune)");
+        }
     }
 
     Options m_o;
@@ -317,6 +631,15 @@ std::unique_ptr<Output> parse_netboot_output(const Doc& options, OutputParseEnv&
                                                                std::to_string(prefix_len));
         o.subnet = ipv4_text((subnet ? *subnet : server) & mask);
         o.netmask = ipv4_text(mask);
+    }
+    // Each node's instance: a node its TFTP folder cannot be named for is the recipe's mistake, shown
+    // at the node, before anything is built.
+    if (env.node) {
+        try {
+            netboot::folder_for(o, *env.node);
+        } catch (const Error& e) {
+            env.diag.error(env.node->mark, env.what + ": " + e.what());
+        }
     }
     if (env.diag.error_count() != errors || !tftp || !nfs || !config || !exp || !served) return nullptr;
     o.tftp_root = *tftp;

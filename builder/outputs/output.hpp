@@ -14,19 +14,21 @@
 
 namespace ib {
 
+struct NodeSpec;
+
 struct OutputParseEnv {
     Diagnostics& diag;
     std::string what;
     Mark mark;
+    const NodeSpec* node = nullptr; // the node of a per-node output's instance, for checks against it
 };
-
-struct NodeSpec;
 
 struct OutputWriteEnv {
     int threads = 1;
     Timestamp now;                 // the build's time (SOURCE_DATE_EPOCH when set)
     std::string identity;          // "recipe-name" or "recipe-name/node-name": what derived IDs are made from
     const NodeSpec* node = nullptr; // the node being written, for per-node outputs
+    bool prune = false; // --prune: folders kept for nodes no longer in the recipe are removed
 };
 
 class Staging;
@@ -43,6 +45,9 @@ public:
     const std::string& path() const { return m_path; }
     // True when the output is a folder rather than a file.
     virtual bool is_dir() const { return false; }
+    // What one write() wrote, relative to the output folder, for the log's "wrote ..." line: path(),
+    // and for a per-node output that names its folders itself, the node's folders.
+    virtual std::string written(const OutputWriteEnv&) const { return path() + (is_dir() ? "/" : ""); }
     // Writes `tree` into the files it asks `staging` for (staging.temp_for(path()), and any companion
     // files such as a .bmap); they are renamed into place after every output succeeded. Throws Error.
     virtual void write(const Tree& tree, Staging& staging, const OutputWriteEnv& env) const = 0;
@@ -50,6 +55,8 @@ public:
     virtual void check(const Tree&) const {}
     // Called once after every node's instance of a per-node output was written, on the first
     // instance, with all of them: for what spans the nodes (a server configuration listing them).
+    // It runs after every output was written and before the Staging renames them into place: an
+    // output that updates existing folders in place (netboot) applies its changes here.
     virtual void finish(Staging&, const NodeOutputs&, const OutputWriteEnv&) const {}
 
 protected:

@@ -11,12 +11,18 @@
 #     across nodes (with nfs/.store), the fixture's hardlink pair stays one inode; /etc and /var files
 #     are separate inodes, and writing one node's copy changes no other node; owners, modes, setuid,
 #     security.capability, device node as in the fixture; fstab without the PARTUUID lines;
-#     dphys-swapfile.service masked; each node's /etc/hostname its name;
+#     dphys-swapfile.service masked; each node's /etc/hostname its name; one manifest per node in
+#     nfs/.manifests;
 #   - server files: `dnsmasq --test -C netboot/dnsmasq.conf` passes; exports has 4 well-formed lines
 #     with distinct fsids; nodes.txt lists the 4 nodes;
-#   - a second build into the same folder succeeds and replaces the trees (no temporary left);
-#   - as user nobody the build fails (exit 1, says to run as root) and leaves nothing; prefix: none with
-#     4 nodes fails (exit 1) and leaves nothing.
+#   - the build logs one "wrote" line per node, naming that node's TFTP folder and NFS root;
+#   - a second build into the same folder updates in place (tests/e2e/netboot_update.sh checks that in
+#     depth): the recipe did not change, so what the nodes wrote stays, even in files imgbuild wrote;
+#     no temporary is left;
+#   - `imgbuild validate` of a recipe with a node lacking the MAC its TFTP folder is named by fails
+#     (exit 2) naming the node's file:line:col, and so does a build, before writing anything;
+#   - as user nobody the build fails (exit 1, says to run as root) and leaves nothing: no root full of
+#     the builder's uid; prefix: none with 4 nodes fails (exit 1) and leaves nothing.
 #
 # usage: bash tests/e2e/netboot.sh path/to/imgbuild     (needs root; exit 77 otherwise)
 set -uo pipefail
@@ -94,6 +100,13 @@ O=$W/out
 RC=$?
 eq "build exit code" "$RC" 0
 [ "$RC" = 0 ] || { sed 's/^/       /' "$W/build.err" | head -20; exit 1; }
+wrote=$(grep '^wrote ' "$W/build.err")
+for i in 0 1 2 3; do
+  mac=$(tr ':[:upper:]' '-[:lower:]' <<< "${MACS[$i]}")
+  eq "'wrote' logged once for ${NODES[$i]}, naming its folders" \
+    "$(grep -c "^wrote $O/tftp/$mac/ and nfs/${NODES[$i]}/ (" <<< "$wrote")" 1
+done
+eq "'wrote' logged once per node" "$(grep -c '/tftp/' <<< "$wrote")" 4
 
 # ---- TFTP --------------------------------------------------------------------------------------
 T=$O/tftp
@@ -130,7 +143,8 @@ eq "boot files are world-readable" "$(stat -c %a "$T/b8-27-eb-00-00-01/start4.el
 
 # ---- NFS roots ---------------------------------------------------------------------------------
 N=$O/nfs
-eq "NFS folder holds the store and one root per node" "$(ls -A "$N" | LC_ALL=C sort | tr '\n' ' ')" ".store node-1 node-2 node-3 node-4 "
+eq "NFS folder holds the manifests, the store and one root per node" "$(ls -A "$N" | LC_ALL=C sort | tr '\n' ' ')" ".manifests .store node-1 node-2 node-3 node-4 "
+eq "one manifest per node" "$(ls -A "$N/.manifests" | LC_ALL=C sort | tr '\n' ' ')" "node-1 node-2 node-3 node-4 "
 for node in "${NODES[@]}"; do
   r=$N/$node
   eq "$node /etc/hostname" "$(cat "$r/etc/hostname")" "$node"
@@ -174,12 +188,28 @@ eq "nodes.txt: header and 4 nodes" "$(wc -l < "$O/netboot/nodes.txt")" 5
 grep -qE '^node-3 +dc:a6:32:00:00:03 +a1b2c303 +10\.0\.0\.13/24 +tftp/dc-a6-32-00-00-03/ +10\.0\.0\.1:/srv/nfs/node-3$' "$O/netboot/nodes.txt" &&
   ok "nodes.txt row of node-3" || fail "nodes.txt: $(cat "$O/netboot/nodes.txt")"
 
-# ---- a second build replaces everything ---------------------------------------------------------------
+# ---- a second build updates in place ------------------------------------------------------------------
 "$IMGBUILD" --out "$O" "$W/recipe.yaml" > "$W/build2.out" 2> "$W/build2.err"
 eq "second build exit code" "$?" 0
-eq "second build: node-1's hostname is back" "$(cat "$N/node-1/etc/hostname")" node-1
+eq "second build, recipe unchanged: node-1's own /etc/hostname stays" "$(cat "$N/node-1/etc/hostname")" changed
+eq "second build, recipe unchanged: node-1's appended syslog line stays" "$(tail -n 1 "$N/node-1/var/log/syslog")" appended
+eq "second build: node-2's hostname" "$(cat "$N/node-2/etc/hostname")" node-2
+grep -q "4 nodes' folders already up to date" "$W/build2.err" && ok "second build: says the folders were up to date" ||
+  fail "second build: $(grep netboot "$W/build2.err" | head -c 300)"
 eq "second build: no temporary left" "$(find "$O" -name '*imgbuild-tmp*' | wc -l)" 0
 eq "second build: /usr/bin/hello link count" "$(stat -c %h "$N/node-1/usr/bin/hello")" 9
+eq "second build: tftp/bootcode.bin is still the stored one" "$(ino "$T/bootcode.bin")" "$(ino "$T/b8-27-eb-00-00-01/bootcode.bin")"
+
+# ---- a node without the MAC its folder is named by: a recipe error, at the node ------------------------
+sed 's/^  - {name: node-3, mac: "[^"]*", /  - {name: node-3, /' "$W/recipe.yaml" > "$W/nomac.yaml"
+line=$(grep -n 'name: node-3' "$W/nomac.yaml" | cut -d: -f1)
+"$IMGBUILD" validate "$W/nomac.yaml" > "$W/nomac.out" 2> "$W/nomac.err"
+eq "validate, node without a MAC: exit code" "$?" 2
+eq "validate, node without a MAC: the message" "$(cat "$W/nomac.err")" \
+  "$W/nomac.yaml:$line:5: output 'netboot': node 'node-3' has no mac: its TFTP folder is named by it (prefix: mac); give the node a mac, or choose prefix: serial"
+"$IMGBUILD" --out "$W/nomac-out" "$W/nomac.yaml" > "$W/nomac-build.out" 2> "$W/nomac-build.err"
+eq "build, node without a MAC: exit code" "$?" 2
+no_files "build, node without a MAC" "$W/nomac-out"
 
 # ---- failures leave nothing ---------------------------------------------------------------------------
 mkdir -p "$W/nobody/home" "$W/nobody/tmp" && chown -R 65534:65534 "$W/nobody"
@@ -188,6 +218,12 @@ setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$W/nobody/home" TMP
 eq "as nobody: exit code" "$?" 1
 grep -q "run imgbuild as root" "$W/nobody.err" && ok "as nobody: says to run as root" || fail "as nobody: $(head -c 400 "$W/nobody.err")"
 no_files "as nobody" "$W/nobody/out"
+# Into the folder a root build filled, which nobody may read but not write: stopped before it.
+setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$W/nobody/home" TMPDIR="$W/nobody/tmp" \
+  IMGBUILD_CACHE="$W/nobody/cache" "$IMGBUILD" --out "$O" "$W/recipe.yaml" > "$W/nobody2.out" 2> "$W/nobody2.err"
+eq "as nobody, over a root build: exit code" "$?" 1
+grep -q "run imgbuild as root" "$W/nobody2.err" && ok "as nobody, over a root build: says to run as root" || fail "as nobody: $(head -c 400 "$W/nobody2.err")"
+eq "as nobody, over a root build: node-2's root as it was" "$(cat "$N/node-2/etc/hostname") $(stat -c %U "$N/node-2/etc/hostname")" "node-2 root"
 
 "$IMGBUILD" --out "$W/none-out" "$W/none.yaml" > "$W/none.out" 2> "$W/none.err"
 eq "prefix none with 4 nodes: exit code" "$?" 1

@@ -1,6 +1,8 @@
+#include "core/build.hpp"
 #include "core/recipe.hpp"
 #include "core/staging.hpp"
 #include "core/error.hpp"
+#include "core/log.hpp"
 #include "ext/yaml.hpp"
 #include "helpers.hpp"
 #include "outputs/dir_writer.hpp"
@@ -9,6 +11,7 @@
 #include "outputs/output.hpp"
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -280,4 +283,107 @@ TEST_CASE("CopySources gives each copy its own inode and the same bytes", "[netb
     CHECK(slurp(d.path() + "/two") == std::string(100000, 'z'));
     CHECK(slurp(d.path() + "/three") == std::string(100000, 'z'));
     CHECK(inode(d.path() + "/one") != inode(d.path() + "/two"));
+}
+
+TEST_CASE("netboot: a node without the field its TFTP folder is named by is a recipe error, at the node", "[netboot]") {
+    TempDir d;
+    d.write("base/etc/hostname", "x\n");
+    d.write("r.yaml", R"(base: {dir: base}
+nodes:
+  - {name: w1, mac: "b8:27:eb:00:00:01", serial: a1b2c301}
+  - {name: w2, serial: a1b2c302}
+  - {name: w3, mac: "b8:27:eb:00:00:0g"}
+outputs:
+  - netboot: {server: 10.0.0.1}
+)");
+    d.write("s.yaml", R"(base: {dir: base}
+nodes:
+  - {name: w1, mac: "b8:27:eb:00:00:01"}
+outputs:
+  - netboot: {server: 10.0.0.1, prefix: serial}
+)");
+    std::string cwd = std::filesystem::current_path();
+    std::filesystem::current_path(d.path());
+    auto errors = [](const std::string& recipe) {
+        try {
+            make_plan(recipe, {});
+        } catch (const Error& e) {
+            CHECK(e.exit_code() == k_exit_usage);
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    std::string r = errors("r.yaml"), s = errors("s.yaml");
+    std::filesystem::current_path(cwd);
+    CHECK(r == "r.yaml:4:5: output 'netboot': node 'w2' has no mac: its TFTP folder is named by it (prefix: mac); give the "
+               "node a mac, or choose prefix: serial\n"
+               "r.yaml:5:21: node 'w3': mac 'b8:27:eb:00:00:0g' contains 'g', not a hex digit");
+    CHECK(s == "s.yaml:3:5: output 'netboot': node 'w1' has no serial: its TFTP folder is named by it (prefix: serial); give "
+               "the node a serial, or choose prefix: mac");
+}
+
+TEST_CASE("netboot updates existing folders in place and keeps a node that left the recipe unless pruned", "[netboot]") {
+    struct Quiet {
+        Quiet() { log::set_level(log::Level::Quiet); }
+        ~Quiet() { log::set_level(log::Level::Normal); }
+    } quiet;
+    uint32_t uid = ::geteuid(), gid = ::getegid();
+    auto mine = [&](Entry e) {
+        e.uid = uid;
+        e.gid = gid;
+        return e;
+    };
+    Tree tree;
+    tree.put("/", mine(dir()));
+    for (const char* d : {"/boot", "/usr", "/usr/bin", "/etc", "/var", "/var/log"}) tree.put(d, mine(dir()));
+    tree.put("/boot/start.elf", mine(file("elf")));
+    tree.put("/boot/cmdline.txt", mine(file("console=tty1 root=/dev/mmcblk0p2\n")));
+    tree.put("/usr/bin/tool", mine(file("#!/bin/sh\n", 0755)));
+    tree.put("/etc/hostname", mine(file("pi\n")));
+
+    NodeSpec n1 = node("w1", "b8:27:eb:00:00:01", ""), n2 = node("w2", "b8:27:eb:00:00:02", "");
+    TempDir out;
+    auto build = [&](const std::vector<const NodeSpec*>& nodes, const std::string& hostname_of_w2, bool prune) {
+        Diagnostics diag;
+        std::vector<std::unique_ptr<Output>> outs;
+        for (size_t i = 0; i < nodes.size(); ++i) outs.push_back(parse_netboot("netboot: {server: 10.0.0.1}", diag));
+        diag.checkpoint();
+        Staging staging(out.path());
+        OutputWriteEnv env;
+        env.now = {1700000000, 0};
+        env.identity = "r";
+        env.prune = prune;
+        NodeOutputs all;
+        for (size_t i = 0; i < nodes.size(); ++i) {
+            Tree t = tree.fork("node");
+            t.write_file("/etc/hostname", nodes[i]->name == "w2" ? hostname_of_w2 : nodes[i]->name + "\n");
+            env.node = nodes[i];
+            outs[i]->write(t, staging, env);
+            all.emplace_back(outs[i].get(), nodes[i]);
+        }
+        outs.front()->finish(staging, all, env);
+        staging.commit();
+    };
+    std::string n = out.path() + "/nfs/";
+    build({&n1, &n2}, "w2\n", false);
+    std::ofstream(n + "w2/var/log/node.log") << "the node's\n";
+    ino_t tool = inode(n + "w2/usr/bin/tool"), host1 = inode(n + "w1/etc/hostname"), start = inode(out.path() + "/tftp/b8-27-eb-00-00-02/start.elf");
+
+    build({&n1, &n2}, "w2-renamed\n", false);
+    CHECK(slurp(n + "w2/etc/hostname") == "w2-renamed\n");
+    CHECK(inode(n + "w1/etc/hostname") == host1);
+    CHECK(inode(n + "w2/usr/bin/tool") == tool);
+    CHECK(inode(out.path() + "/tftp/b8-27-eb-00-00-02/start.elf") == start);
+    CHECK(slurp(n + "w2/var/log/node.log") == "the node's\n");
+
+    build({&n2}, "w2-renamed\n", false); // w1 left the recipe: kept, and no longer exported
+    CHECK(slurp(n + "w1/etc/hostname") == "w1\n");
+    CHECK(slurp(out.path() + "/tftp/b8-27-eb-00-00-01/start.elf") == "elf");
+    CHECK(slurp(out.path() + "/netboot/exports").find("/srv/nfs/w1 ") == std::string::npos);
+    build({&n2}, "w2-renamed\n", true);
+    struct stat st {};
+    CHECK(::lstat((n + "w1").c_str(), &st) != 0);
+    CHECK(::lstat((out.path() + "/tftp/b8-27-eb-00-00-01").c_str(), &st) != 0);
+    CHECK(::lstat((n + ".manifests/w1").c_str(), &st) != 0);
+    CHECK(inode(n + "w2/usr/bin/tool") == tool);
 }
