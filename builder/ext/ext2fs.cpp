@@ -12,6 +12,7 @@ extern "C" {
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <vector>
 
 namespace ib::ext2 {
@@ -25,7 +26,9 @@ std::string io_name(const ImageFile& image, uint64_t offset) {
 
 std::string err(errcode_t code) { return error_message(code); }
 
-// An open filesystem, shared by the contents that read from it.
+// An open filesystem, shared by the contents that read from it. libext2fs is not thread-safe (the
+// io channel's block cache, the inode cache): outputs read contents from several threads, so every
+// use of the filesystem holds lock().
 class Fs {
 public:
     Fs(ext2_filsys fs, std::shared_ptr<const ImageFile> image, std::string what)
@@ -35,8 +38,10 @@ public:
     Fs& operator=(const Fs&) = delete;
     ext2_filsys get() const { return m_fs; }
     const std::string& what() const { return m_what; }
+    std::mutex& lock() const { return m_lock; }
 
 private:
+    mutable std::mutex m_lock;
     ext2_filsys m_fs;
     std::shared_ptr<const ImageFile> m_image; // keeps the file the fs reads from alive
     std::string m_what;
@@ -49,6 +54,7 @@ public:
     uint64_t size() const override { return m_size; }
 
     std::vector<Extent> extents() const override {
+        std::lock_guard<std::mutex> hold(m_fs->lock());
         ext2_filsys fs = m_fs->get();
         uint64_t bs = fs->blocksize, blocks = (m_size + bs - 1) / bs;
         std::vector<Extent> out;
@@ -68,6 +74,7 @@ public:
     }
 
     void read(uint64_t offset, char* buf, size_t len) const override {
+        std::lock_guard<std::mutex> hold(m_fs->lock());
         ext2_file_t file = nullptr;
         if (errcode_t e = ext2fs_file_open(m_fs->get(), m_ino, 0, &file))
             throw Error(describe() + ": " + err(e));
