@@ -16,7 +16,8 @@
 // One instance per node (always_per_node). TFTP: the boot folder's files, each stored once in
 // tftp_root/.store (named by sha256) and hardlinked into every node's folder, plus the node's own
 // cmdline.txt booting from NFS. NFS: the node's tree without the boot folder's files (the mount point
-// stays), fstab without the SD partitions, swap and resize services masked; with share: auto the
+// stays), fstab without the SD partitions, swap and resize services masked, its own machine-id and
+// no shared random-seed; with share: auto the
 // regular files of the system folders are hardlinked from nfs_root/.store (package managers replace
 // those by rename, so a node's upgrade never writes through to the others), and everything else is a
 // copy of the node's own, reflinked where the filesystem can. Real owners need root: without it the
@@ -42,6 +43,7 @@
 #include "core/text_file.hpp"
 #include "core/units.hpp"
 #include "core/validate.hpp"
+#include "ext/sha256.hpp"
 #include "outputs/dir_writer.hpp"
 #include "outputs/file_store.hpp"
 #include "outputs/folder_sync.hpp"
@@ -341,6 +343,24 @@ private:
         }
     }
 
+    // What systemd and D-Bus take as the machine's identity must not be the base's on every node: a
+    // copied machine-id (journal, DHCP client id, D-Bus) becomes one per node, derived from the
+    // build identity "recipe/node" so two builds agree; an empty or "uninitialized" one is left for
+    // systemd to make at first boot. The base's random-seed would give every node the same seed
+    // at its first boot: it is dropped, and each node saves its own.
+    static void give_own_identity(Tree& root, const OutputWriteEnv& env) {
+        std::string id = sha256_hex("imgbuild machine-id\n" + env.identity).substr(0, 32) + "\n";
+        for (const char* path : {"/etc/machine-id", "/var/lib/dbus/machine-id"}) {
+            const Entry* f = root.find(path, false);
+            if (!f || f->type != FileType::Regular) continue; // absent, or the usual link to /etc's
+            std::string old = root.read_file(path);
+            if (old.empty() || old == "uninitialized\n") continue;
+            text::write_if_changed(root, path, id, 0444, env.now);
+        }
+        if (const Entry* f = root.find("/var/lib/systemd/random-seed", false); f && f->type == FileType::Regular)
+            root.remove("/var/lib/systemd/random-seed");
+    }
+
     void write_nfs(const Tree& tree, const std::string& boot, const NodeSpec& node, Staging& staging, BuildState& st,
                    NodeWrite& nw, const OutputWriteEnv& env) const {
         Tree root = tree.fork("netboot");
@@ -352,6 +372,7 @@ private:
         }
         for (const char* unit : k_sd_only_units)
             if (units::find(root, unit)) units::mask(root, unit);
+        give_own_identity(root, env);
 
         std::string rel = m_o.nfs_root + "/" + node.name;
         auto [dest, fresh] = target_for(rel, staging);

@@ -87,6 +87,9 @@ steps:
       dest: /usr/lib/systemd/system/dphys-swapfile.service
       content: "[Unit]\nDescription=swap file\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"
   - hostname: "{{node.name}}"
+  # The base's identity, as a Debian image carries it: every node must get its own.
+  - files: {dest: /etc/machine-id, content: "514aa383a0c14d8cb0bc3e8e2a3d5b7e\n", mode: 0444}
+  - files: {dest: /var/lib/systemd/random-seed, content: "base seed\n", mode: 0600}
 outputs:
 EOF
     echo "  - netboot: {server: 10.0.0.1$2}"
@@ -162,6 +165,12 @@ for node in "${NODES[@]}"; do
   eq "$node /dev/null" "$(stat -c '%F %t,%T %a' "$r/dev/null")" "character special file 1,3 666"
   eq "$node /bin is the usrmerge link" "$(readlink "$r/bin")" usr/bin
   eq "$node var/sparse.img is sparse" "$(($(stat -c %b "$r/var/sparse.img") * 512 < 1048576))" 1
+  id=$(cat "$r/etc/machine-id")
+  [[ $id =~ ^[0-9a-f]{32}$ ]] && [ "$id" != 514aa383a0c14d8cb0bc3e8e2a3d5b7e ] && ok "$node has its own machine-id $id" ||
+    fail "$node /etc/machine-id is '$id' (the base's, or not 32 hex digits)"
+  echo "$id" >> "$W/machine-ids"
+  [ ! -e "$r/var/lib/systemd/random-seed" ] && ok "$node carries no copy of the base's random-seed" ||
+    fail "$node still has the base's /var/lib/systemd/random-seed"
   if [ "$node" != node-1 ]; then
     for f in etc/hostname etc/hosts etc/passwd var/log/syslog home/pi/notes.txt; do
       [ "$(ino "$r/$f")" != "$(ino "$N/node-1/$f")" ] && ok "$node $f is its own copy" || fail "$node $f shares node-1's inode"
@@ -170,6 +179,7 @@ for node in "${NODES[@]}"; do
 done
 eq "/usr/bin/hello is in nfs/.store" "$(find "$N/.store" -inum "$(ino "$N/node-1/usr/bin/hello")" | wc -l)" 1
 eq "/usr/bin/hello link count: store + 2 names x 4 nodes" "$(stat -c %h "$N/node-1/usr/bin/hello")" 9
+eq "four different machine-ids" "$(sort -u "$W/machine-ids" | wc -l)" 4
 echo changed > "$N/node-1/etc/hostname"
 echo appended >> "$N/node-1/var/log/syslog"
 eq "writing node-1's hostname leaves node-2's" "$(cat "$N/node-2/etc/hostname")" node-2
