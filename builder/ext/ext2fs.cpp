@@ -276,6 +276,7 @@ Result<void> read_tree(const std::shared_ptr<const ImageFile>& image, uint64_t o
         tree.mkdirs(mount, Entry::directory(0755, tree.default_mtime()));
         walker.add(EXT2_ROOT_INO, tree.resolve(mount));
     } catch (const Error& e) {
+        if (e.exit_code() == k_exit_interrupted) throw; // Ctrl-C is not a read failure: it exits 130
         return fail(e.what());
     }
     return {};
