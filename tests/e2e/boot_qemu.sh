@@ -60,16 +60,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
-die() {
-  echo "FAIL - $*" >&2
-  exit 1
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 
 # --- 2. The Debian root, as a tarball (cached) ---------------------------------------------------
 # shellcheck source=lib/debian_root.sh

@@ -245,16 +245,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
-die() {
-  echo "FAIL - $*" >&2
-  exit 1
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 
 # --- 2. The Debian root, as a tarball (cached; the same as boot_qemu.sh's) ------------------------
 # shellcheck source=lib/debian_root.sh
