@@ -37,10 +37,16 @@ bool still_matches(const std::string& p, const Entry& e) {
 
 } // namespace
 
+ContentSums::Facts& ContentSums::facts(const Entry& e) {
+    auto [it, fresh] = m_facts.try_emplace(e.content.get());
+    if (fresh) it->second.held = e.content;
+    return it->second;
+}
+
 const std::string& ContentSums::of(const Entry& e) {
     {
         std::lock_guard lock(m_mutex);
-        if (auto it = m_sums.find(e.content.get()); it != m_sums.end()) return it->second.second;
+        if (Facts& f = facts(e); !f.sum.empty()) return f.sum;
     }
     // Hashed outside the lock: two threads may both hash one content, and the first to finish wins.
     Sha256 h;
@@ -52,12 +58,37 @@ const std::string& ContentSums::of(const Entry& e) {
         });
     std::string sum = h.hex();
     std::lock_guard lock(m_mutex);
-    return m_sums.try_emplace(e.content.get(), e.content, std::move(sum)).first->second.second;
+    Facts& f = facts(e);
+    if (f.sum.empty()) f.sum = std::move(sum);
+    return f.sum;
+}
+
+const std::string& ContentSums::derived(const Entry& e, char kind, const std::function<std::string()>& compute) {
+    auto same = [&](const Derived& d) {
+        return d.kind == kind && d.perm == e.perm && d.uid == e.uid && d.gid == e.gid && d.mtime == e.mtime && d.xattrs == e.xattrs;
+    };
+    {
+        std::lock_guard lock(m_mutex);
+        for (const Derived& d : facts(e).derived)
+            if (same(d)) return d.value;
+    }
+    std::string value = compute(); // outside the lock, as of() hashes
+    std::lock_guard lock(m_mutex);
+    auto& list = facts(e).derived;
+    for (const Derived& d : list)
+        if (same(d)) return d.value;
+    return list.emplace_back(Derived{kind, e.perm, e.uid, e.gid, e.mtime, e.xattrs, std::move(value)}).value;
 }
 
 FileStore::FileStore(std::string dir, ContentSums* sums) : m_dir(std::move(dir)), m_sums(sums ? sums : &m_own_sums) {}
 
 std::string FileStore::key(const Entry& e) {
+    return m_sums->derived(e, 'K', [&] { return key_of(e); });
+}
+
+std::string FileStore::key_of(const Entry& e) {
+    // "ab/ab01...": 256 folders of a few hundred names each rather than one of tens of thousands,
+    // which every new name and every link would lock (and search) in turn.
     Sha256 h;
     add_string(h, m_sums->of(e));
     for (uint64_t v : {uint64_t(e.perm), uint64_t(e.uid), uint64_t(e.gid), uint64_t(e.mtime.sec), uint64_t(e.mtime.nsec)})
@@ -67,7 +98,8 @@ std::string FileStore::key(const Entry& e) {
         add_string(h, k);
         add_string(h, v);
     }
-    return h.hex();
+    std::string hex = h.hex();
+    return hex.substr(0, 2) + "/" + hex;
 }
 
 FileStore::~FileStore() {
@@ -78,6 +110,16 @@ std::string FileStore::put(const Entry& e) { return m_dir + "/" + put_key(e); }
 
 std::string FileStore::put_key(const Entry& e) {
     std::string k = key(e);
+    {
+        // Most calls are for a file stored already (the nodes after the first): no promise made.
+        std::unique_lock lock(m_mutex);
+        if (auto it = m_known.find(k); it != m_known.end()) {
+            std::shared_future<void> ready = it->second;
+            lock.unlock();
+            ready.get(); // written by another thread (its error, if it failed)
+            return k;
+        }
+    }
     std::string stored = m_dir + "/" + k;
     std::promise<void> written;
     std::shared_future<void> ready;
@@ -115,6 +157,12 @@ std::string FileStore::put_key(const Entry& e) {
 }
 
 void FileStore::store(const std::string& k, const std::string& stored, const Entry& e) {
+    std::string sub = m_dir + "/" + k.substr(0, 2);
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_subdirs.insert(k.substr(0, 2)).second && ::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST)
+            throw Error(errno_message("create store folder '" + sub + "'", errno));
+    }
     if (!m_in_place) {
         try {
             write_file(stored, e);
@@ -124,7 +172,7 @@ void FileStore::store(const std::string& k, const std::string& stored, const Ent
         }
     } else {
         if (still_matches(stored, e)) return;
-        std::string temp = m_dir + "/." + k + ".imgbuild-tmp";
+        std::string temp = sub + "/." + k.substr(3) + ".imgbuild-tmp";
         ::unlink(temp.c_str()); // a leftover of a killed build
         try {
             write_file(temp, e);
@@ -155,18 +203,33 @@ void FileStore::discard_added() noexcept {
 }
 
 size_t FileStore::collect_garbage() {
-    DIR* d = ::opendir(m_dir.c_str());
-    if (!d) return 0;
     std::vector<std::string> unused;
-    while (const dirent* de = ::readdir(d)) {
-        std::string p = m_dir + "/" + de->d_name;
-        std::string_view name = de->d_name;
-        struct stat st {};
-        if (name == "." || name == "..") continue;
-        bool leftover = name.ends_with(".imgbuild-tmp"); // of a killed build
-        if (::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_nlink == 1 || leftover)) unused.push_back(p);
-    }
-    ::closedir(d);
+    // The store's folders, and the store itself for files an older layout put there directly.
+    auto look_in = [&](const std::string& dir, bool top) {
+        DIR* d = ::opendir(dir.c_str());
+        if (!d) return;
+        while (const dirent* de = ::readdir(d)) {
+            std::string p = dir + "/" + de->d_name;
+            std::string_view name = de->d_name;
+            struct stat st {};
+            if (name == "." || name == ".." || ::lstat(p.c_str(), &st) != 0) continue;
+            if (top && S_ISDIR(st.st_mode) && name.size() == 2) {
+                unused.push_back(p + "/"); // looked into below
+                continue;
+            }
+            bool leftover = name.ends_with(".imgbuild-tmp"); // of a killed build
+            if (S_ISREG(st.st_mode) && (st.st_nlink == 1 || leftover)) unused.push_back(p);
+        }
+        ::closedir(d);
+    };
+    look_in(m_dir, true);
+    std::vector<std::string> folders;
+    std::erase_if(unused, [&](const std::string& p) {
+        if (!p.ends_with('/')) return false;
+        folders.push_back(p.substr(0, p.size() - 1));
+        return true;
+    });
+    for (const auto& f : folders) look_in(f, false);
     for (const auto& p : unused)
         if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw Error(errno_message("remove '" + p + "'", errno));
     return unused.size();

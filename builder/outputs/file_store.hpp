@@ -15,9 +15,12 @@
 
 #include "core/tree.hpp"
 
+#include <functional>
 #include <future>
+#include <list>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -27,14 +30,33 @@ namespace ib {
 // The sha256 (hex) of each content object's bytes, computed once per object and kept for the build.
 // Covers the size and where the data runs start, so that a sparse file and its dense twin (same
 // bytes, different blocks) differ.
+// Also keeps, per content object and metadata it appears with, what is derived from the two (a
+// manifest fingerprint, a store name): every node's tree holds the same base files, and each is
+// looked at once per build, not once per node.
 // Safe to use from several threads.
 class ContentSums {
 public:
     const std::string& of(const Entry& e);
+    // `compute()` for the regular file `e`, remembered under `kind` for its content and metadata
+    // (mode, owner, mtime, xattrs): a later entry with all of those equal gets the same value.
+    const std::string& derived(const Entry& e, char kind, const std::function<std::string()>& compute);
 
 private:
+    struct Derived {
+        char kind;
+        uint32_t perm, uid, gid;
+        Timestamp mtime;
+        std::map<std::string, std::string> xattrs;
+        std::string value;
+    };
+    struct Facts {
+        ContentRef held; // keeps the content, so that its address names nothing else meanwhile
+        std::string sum;  // "" until hashed
+        std::list<Derived> derived; // a list: references to values stay valid
+    };
+    Facts& facts(const Entry& e); // with m_mutex held
     std::mutex m_mutex;
-    std::map<const Content*, std::pair<ContentRef, std::string>> m_sums; // content -> (held, sha256)
+    std::unordered_map<const Content*, Facts> m_facts;
 };
 
 // Safe to use from several threads: a file two of them need is written once, and the other waits.
@@ -54,7 +76,7 @@ public:
     // The same, for the new name `name` in the folder open as `dirfd` (`host` names it in messages):
     // no path is looked up twice when many names go into one folder.
     void link_at(const Entry& e, int dirfd, const char* name, const std::string& host);
-    // The stored copy's path ("DIR/<sha256>"), written when missing.
+    // The stored copy's path ("DIR/ab/ab<62 more hex digits>"), written when missing.
     std::string put(const Entry& e);
 
     // Removes the files this object added to the store (for a build that failed); earlier builds'
@@ -69,7 +91,8 @@ public:
     size_t added() const { return m_added.size(); }
 
 private:
-    std::string key(const Entry& e);
+    std::string key(const Entry& e);    // remembered per content and metadata
+    std::string key_of(const Entry& e); // worked out
     std::string put_key(const Entry& e); // put(), returning the stored file's name
     void store(const std::string& k, const std::string& stored, const Entry& e);
     std::string m_dir;
@@ -78,6 +101,7 @@ private:
     bool m_in_place = false; // the folder existed: an earlier build's store
     int m_fd = -1;           // the folder, open (O_PATH) once it exists
     std::unordered_map<std::string, std::shared_future<void>> m_known; // keys stored or checked so far: ready when written
+    std::set<std::string> m_subdirs; // the store's folders made or found so far ("ab")
     std::vector<std::string> m_added;  // paths this object wrote
     ContentSums m_own_sums;
     ContentSums* m_sums;

@@ -61,7 +61,7 @@ const char* host_type_name(mode_t m) {
 }
 
 // Everything that makes the entry but its mtime, hashed: equal fingerprints, nothing to write.
-std::string fingerprint(const Entry& e, bool shared, ContentSums& sums) {
+std::string fingerprint_of(const Entry& e, bool shared, ContentSums& sums) {
     std::string s;
     auto add = [&](std::string_view v) {
         s += std::to_string(v.size());
@@ -84,6 +84,12 @@ std::string fingerprint(const Entry& e, bool shared, ContentSums& sums) {
         add(shared ? "store" : "copy");
     }
     return sha256_hex(s).substr(0, 32);
+}
+
+// The same, worked out once per regular file of the build (the nodes' trees share most of theirs).
+std::string fingerprint(const Entry& e, bool shared, ContentSums& sums) {
+    if (e.type != FileType::Regular) return fingerprint_of(e, shared, sums);
+    return sums.derived(e, shared ? 'S' : 'C', [&] { return fingerprint_of(e, shared, sums); });
 }
 
 // Manifest paths are stored paths: a newline or a backslash in a name is escaped.
@@ -256,21 +262,20 @@ struct Op {
     std::string from; // Link: where the group's first object is on the host
 };
 
-// Calls f(b, i) for every i in each batch b, [starts[b], starts[b + 1]) (the last ends at n), on
-// `threads` threads (this one included), a batch at a time, and begin(b) before each batch's first;
-// the first error stops the others and is rethrown here. A batch is a run of names in one folder:
-// two threads in one folder only wait for each other.
+// Calls f(batch, i) for every i in each range of `batches` ([first, last)), on `threads` threads (this
+// one included), a range at a time in the order given, with batch = begin(range's index) made before
+// its first; the first error stops the others and is rethrown here.
 template <typename Begin, typename F>
-void parallel_batches(const std::vector<size_t>& starts, size_t n, int threads, Begin begin, F f) {
+void parallel_batches(const std::vector<std::pair<size_t, size_t>>& batches, int threads, Begin begin, F f) {
     std::atomic<size_t> next = 0;
     std::atomic<bool> failed = false;
     std::exception_ptr error;
     std::mutex error_mutex;
     auto work = [&] {
         try {
-            for (size_t b; !failed && (b = next.fetch_add(1)) < starts.size();) {
+            for (size_t b; !failed && (b = next.fetch_add(1)) < batches.size();) {
                 auto batch = begin(b);
-                for (size_t i = starts[b], end = b + 1 < starts.size() ? starts[b + 1] : n; i < end && !failed; ++i) f(batch, i);
+                for (size_t i = batches[b].first; i < batches[b].second && !failed; ++i) f(batch, i);
             }
         } catch (...) {
             std::lock_guard lock(error_mutex);
@@ -279,7 +284,7 @@ void parallel_batches(const std::vector<size_t>& starts, size_t n, int threads, 
         }
     };
     std::vector<std::thread> pool;
-    for (int t = 1; t < std::min<int>(threads, static_cast<int>(starts.size())); ++t) pool.emplace_back(work);
+    for (int t = 1; t < std::min<int>(threads, static_cast<int>(batches.size())); ++t) pool.emplace_back(work);
     work();
     for (auto& t : pool) t.join();
     if (error) std::rethrow_exception(error);
@@ -311,10 +316,10 @@ void FolderSync::hash_contents(const Tree& tree) {
     tree.walk([&](const std::string&, const Entry& e) {
         if (e.type == FileType::Regular && e.size() > 0) files.push_back(&e);
     });
-    std::vector<size_t> batches;
-    for (size_t i = 0; i < files.size(); i += 16) batches.push_back(i);
+    std::vector<std::pair<size_t, size_t>> batches;
+    for (size_t i = 0; i < files.size(); i += 16) batches.emplace_back(i, std::min(i + 16, files.size()));
     parallel_batches(
-        batches, files.size(), m_options.threads, [](size_t) { return 0; },
+        batches, m_options.threads, [](size_t) { return 0; },
         [&](int, size_t i) {
             check_interrupted();
             m_sums.of(*files[i]);
@@ -413,17 +418,24 @@ void FolderSync::write(const Tree& tree) {
 
     for (const auto& op : ops)
         if (op.kind == Op::Kind::Folder) create_entry(op.host, op.stored, *op.entry, m_options, op.mine);
+    // A batch is a folder's names: a name goes in with the folder locked, so two threads in one
+    // folder would only wait for each other. The largest folders first, so that no thread is left
+    // with a big one at the end.
     std::vector<const Op*> objects;
-    std::vector<size_t> batches;
+    std::vector<std::pair<size_t, size_t>> batches;
     for (const auto& op : ops) {
         if (op.kind != Op::Kind::Object) continue;
-        if (objects.empty() || folder_of(objects.back()->host) != folder_of(op.host) || objects.size() - batches.back() >= 256)
-            batches.push_back(objects.size());
+        if (objects.empty() || folder_of(objects.back()->host) != folder_of(op.host)) {
+            if (!batches.empty()) batches.back().second = objects.size();
+            batches.emplace_back(objects.size(), 0);
+        }
         objects.push_back(&op);
     }
+    if (!batches.empty()) batches.back().second = objects.size();
+    std::stable_sort(batches.begin(), batches.end(), [](const auto& a, const auto& b) { return a.second - a.first > b.second - b.first; });
     parallel_batches(
-        batches, objects.size(), m_options.threads,
-        [&](size_t b) { return std::make_unique<FolderFd>(folder_of(objects[batches[b]]->host)); },
+        batches, m_options.threads,
+        [&](size_t b) { return std::make_unique<FolderFd>(folder_of(objects[batches[b].first]->host)); },
         [&](const std::unique_ptr<FolderFd>& dir, size_t i) {
             check_interrupted();
             const Op& op = *objects[i];
