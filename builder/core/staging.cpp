@@ -41,6 +41,7 @@ Staging::Staging(std::string out_dir) : m_out(fs::path(out_dir).lexically_normal
 }
 
 Staging::~Staging() {
+    m_shared.clear(); // first: what they hold may still be writing into the temporaries
     for (const auto& s : m_scratch) remove_tree(s);
     if (m_committed) return;
     for (const auto& item : m_items) remove_tree(item.temp);

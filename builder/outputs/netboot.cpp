@@ -11,7 +11,8 @@
 //       export_base: /srv/nfs       # where the server exports nfs_root: nfsroot=SERVER:/srv/nfs/NODE
 //       tftp_server_path: /srv/tftp # where the server serves tftp_root from (dnsmasq tftp-root)
 //       nfs_version: 3              # 3 | 4
-//       share: auto                 # auto: /usr, /bin, /sbin, /lib, /lib64, /opt shared | none
+//       share: auto                 # auto: /usr, /bin, /sbin, /lib, /lib64, /opt and apt's lists and
+//                                   #   downloaded .debs shared | none
 //
 // One instance per node (always_per_node). TFTP: the boot folder's files, each stored once in
 // tftp_root/.store (named by sha256) and hardlinked into every node's folder, plus the node's own
@@ -19,7 +20,9 @@
 // stays), fstab without the SD partitions, swap and resize services masked, its own machine-id and
 // no shared random-seed; with share: auto the
 // regular files of the system folders are hardlinked from nfs_root/.store (package managers replace
-// those by rename, so a node's upgrade never writes through to the others), and everything else is a
+// those by rename, so a node's upgrade never writes through to the others), and so are apt's package
+// lists (/var/lib/apt/lists/*, but its lock file) and downloaded packages (/var/cache/apt/archives/
+// *.deb), which apt also only ever replaces by rename from partial/; everything else is a
 // copy of the node's own, reflinked where the filesystem can. Real owners need root: without it the
 // output stops before writing anything. A node without the mac (or serial) its folder is named by is
 // a recipe error, reported when the recipe is checked.
@@ -53,6 +56,10 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <future>
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
@@ -75,11 +82,17 @@ constexpr std::array<const char*, 4> k_sd_only_units = {"dphys-swapfile.service"
                                                         "rpi-resizerootfs.service", "rpi-resizeswapfile.service"};
 // Folders whose files package managers replace by rename rather than edit in place.
 constexpr std::array<const char*, 6> k_shared_dirs = {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/opt"};
+// Folders under /var whose files apt writes in partial/ and renames into place (acquire-item.cc's
+// transaction commit), with the names it opens in place excluded: its lock, locked with fcntl, which
+// on one shared inode would lock every node's apt at once. By suffix: "" for every other name.
+constexpr std::array<std::pair<const char*, const char*>, 2> k_renamed_var = {
+    std::pair{"/var/lib/apt/lists", ""}, std::pair{"/var/cache/apt/archives", ".deb"}};
 
 // One node's folders, written (new ones whole, in Staging temporaries; existing ones as temporaries
 // inside them) but not in place yet.
 struct NodeWrite {
     std::string name;
+    std::unique_ptr<Tree> nfs_tree; // the NFS root's tree, kept for the write that runs in the background
     std::vector<std::pair<std::string, std::unique_ptr<FolderSync>>> folders; // relative to --out
     Manifest old;
     std::string old_text; // the manifest file as it was ("" when there was none)
@@ -91,11 +104,39 @@ struct BuildState {
     std::optional<FileStore> tftp_store, nfs_store;
     bool tftp_store_in_place = false, nfs_store_in_place = false;
     CopySources copies;
-    std::vector<NodeWrite> written;
+    std::deque<NodeWrite> written; // a deque: background writes hold references to their node's
+    // A node's NFS root is written in the background while the build goes on to the next node (its
+    // steps, its TFTP folder) and the one after: writing a root that links its files from the store
+    // is mostly waiting for the filesystem to add names, which two nodes' folders do side by side.
+    std::deque<std::future<void>> jobs;
+    // Runs `job` in the background, first waiting until fewer than `limit` are running (and taking the
+    // first error of those waited for).
+    void run(std::function<void()> job, size_t limit) {
+        while (jobs.size() >= limit) {
+            auto oldest = std::move(jobs.front());
+            jobs.pop_front();
+            oldest.get();
+        }
+        jobs.push_back(std::async(std::launch::async, std::move(job)));
+    }
+    // Waits for every background write; rethrows the first error.
+    void wait_all() {
+        std::exception_ptr error;
+        for (auto& j : jobs) {
+            try {
+                j.get();
+            } catch (...) {
+                if (!error) error = std::current_exception();
+            }
+        }
+        jobs.clear();
+        if (error) std::rethrow_exception(error);
+    }
     std::optional<Entry> root_bootcode; // the bootcode.bin the TFTP root gets
     bool applying = false; // from here on, what the stores gained is linked from the nodes' folders
     // A build that did not get to finish(): every temporary goes, the folders stay as they were.
     ~BuildState() {
+        for (auto& j : jobs) j.wait(); // they write into what goes next
         for (auto& n : written)
             for (auto& f : n.folders) f.second->discard();
         if (applying) return;
@@ -196,6 +237,7 @@ public:
 
     void finish(Staging& staging, const NodeOutputs& all, const OutputWriteEnv& env) const override {
         BuildState& st = staging.shared<BuildState>("netboot " + m_o.tftp_root);
+        st.wait_all();
         const std::string& out = staging.out_dir();
         std::set<std::string> claimed; // folders this build writes: nothing else may remove them
         for (const auto& n : st.written)
@@ -363,7 +405,8 @@ private:
 
     void write_nfs(const Tree& tree, const std::string& boot, const NodeSpec& node, Staging& staging, BuildState& st,
                    NodeWrite& nw, const OutputWriteEnv& env) const {
-        Tree root = tree.fork("netboot");
+        nw.nfs_tree = std::make_unique<Tree>(tree.fork("netboot"));
+        Tree& root = *nw.nfs_tree;
         // The boot files are served by TFTP; the mount point stays, empty.
         for (const auto& child : root.children(boot)) root.remove(boot + "/" + child);
         if (const Entry* f = root.find("/etc/fstab"); f && f->type == FileType::Regular) {
@@ -385,14 +428,32 @@ private:
             // stored under /usr/bin.
             std::vector<std::string> shared_dirs;
             for (const char* d : k_shared_dirs) shared_dirs.push_back(root.resolve(d));
+            std::vector<std::pair<std::string, std::string>> renamed;
+            for (const auto& [d, suffix] : k_renamed_var) renamed.emplace_back(root.resolve(d), suffix);
             fo.store = &*st.nfs_store;
-            fo.shared = [shared_dirs](std::string_view p) {
+            fo.shared = [shared_dirs, renamed](std::string_view p) {
                 for (const auto& d : shared_dirs)
                     if (path::is_within(p, d) && p != d) return true;
+                std::string_view name = path::name(p);
+                for (const auto& [d, suffix] : renamed)
+                    if (path::parent(p) == d && name != "lock" && name.ends_with(suffix)) return true;
                 return false;
             };
         }
-        sync_folder(rel, root, fo, dest, fresh, st, nw);
+        // The first node in the foreground, with every thread: it hashes the files and fills the store
+        // that the later nodes only link from. Those then in the background, a thread each.
+        if (st.written.size() == 1 || env.threads <= 1) {
+            sync_folder(rel, root, fo, dest, fresh, st, nw);
+            nw.nfs_tree.reset();
+            return;
+        }
+        fo.threads = 1;
+        st.run(
+            [this, rel, fo, dest, fresh, &st, &nw] {
+                sync_folder(rel, *nw.nfs_tree, fo, dest, fresh, st, nw);
+                nw.nfs_tree.reset();
+            },
+            static_cast<size_t>(env.threads));
     }
 
     // The TFTP root's bootcode.bin, a link to the stored one: replaced (by rename) only when it is not

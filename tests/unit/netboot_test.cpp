@@ -177,9 +177,18 @@ TEST_CASE("netboot writes per-node TFTP folders and NFS roots sharing what may b
     };
     Tree tree;
     tree.put("/", mine(dir()));
-    for (const char* d : {"/boot", "/boot/firmware", "/boot/firmware/overlays", "/usr", "/usr/bin", "/etc", "/var"})
+    for (const char* d : {"/boot", "/boot/firmware", "/boot/firmware/overlays", "/usr", "/usr/bin", "/etc", "/var", "/var/lib",
+                          "/var/lib/apt", "/var/lib/apt/lists", "/var/lib/apt/lists/partial", "/var/cache", "/var/cache/apt",
+                          "/var/cache/apt/archives"})
         tree.put(d, mine(dir()));
     tree.put("/bin", mine(link("usr/bin")));
+    // apt replaces its lists and downloaded packages by rename only: shared; its lock and caches: not.
+    tree.put("/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-arm64_Packages", mine(file("Package: x\n")));
+    tree.put("/var/lib/apt/lists/lock", mine(file("", 0640)));
+    tree.put("/var/lib/apt/lists/partial/half", mine(file("half")));
+    tree.put("/var/cache/apt/archives/x_1_arm64.deb", mine(file("!<arch>\n")));
+    tree.put("/var/cache/apt/archives/lock", mine(file("", 0640)));
+    tree.put("/var/cache/apt/pkgcache.bin", mine(file("cache")));
     tree.put("/boot/firmware/bootcode.bin", mine(file("rom")));
     tree.put("/boot/firmware/start.elf", mine(file("elf", 0755)));
     tree.put("/boot/firmware/overlays/x.dtbo", mine(file("dtbo")));
@@ -199,6 +208,7 @@ TEST_CASE("netboot writes per-node TFTP folders and NFS roots sharing what may b
         OutputWriteEnv env;
         env.now = {1700000000, 0};
         env.identity = "r";
+        env.threads = 2; // the second node's root is written in the background
         env.node = &n1;
         a->write(tree, staging, env);
         env.node = &n2;
@@ -218,6 +228,12 @@ TEST_CASE("netboot writes per-node TFTP folders and NFS roots sharing what may b
 
     CHECK(inode(n + "w1/usr/bin/tool") == inode(n + "w2/usr/bin/tool"));
     CHECK(inode(n + "w1/etc/hostname") != inode(n + "w2/etc/hostname"));
+    const std::string packages = "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-arm64_Packages";
+    CHECK(inode(n + "w1/" + packages) == inode(n + "w2/" + packages));
+    CHECK(inode(n + "w1/var/cache/apt/archives/x_1_arm64.deb") == inode(n + "w2/var/cache/apt/archives/x_1_arm64.deb"));
+    for (const char* own : {"var/lib/apt/lists/lock", "var/lib/apt/lists/partial/half", "var/cache/apt/archives/lock",
+                            "var/cache/apt/pkgcache.bin"})
+        CHECK(inode(n + "w1/" + own) != inode(n + "w2/" + own));
     CHECK(slurp(n + "w1/etc/fstab") == "proc /proc proc defaults 0 0\n");
     struct stat st {};
     REQUIRE(::lstat((n + "w1/usr/bin/tool").c_str(), &st) == 0);
