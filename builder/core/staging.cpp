@@ -93,6 +93,7 @@ std::string Staging::shared_temp_for(const std::string& rel) {
     auto it = m_shared_temps.find(rel);
     if (it != m_shared_temps.end()) return it->second;
     std::string temp = temp_for(rel);
+    m_items.back().optional = true;
     m_shared_temps.emplace(rel, temp);
     return temp;
 }
@@ -254,6 +255,7 @@ void Staging::commit() {
     for (const auto& item : m_items) {
         struct stat st {};
         std::string old;
+        if (item.optional && ::lstat(item.temp.c_str(), &st) != 0 && errno == ENOENT) continue;
         if (::lstat(item.target.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
             // rename() cannot replace a non-empty folder: move it aside first, delete it after.
             old = item.temp + ".old";

@@ -23,7 +23,8 @@ public:
     // end up; parent folders are created. The path itself does not exist yet.
     std::string temp_for(const std::string& rel);
     // temp_for(rel) on the first call, the same path on every later call with `rel`: for a folder that
-    // several writes of this build fill together, such as a store shared by per-node outputs.
+    // several writes of this build fill together, such as a store shared by per-node outputs. One
+    // that none of them created (a store nothing was put in) is left out at commit().
     std::string shared_temp_for(const std::string& rel);
     // One object of type T per `key` for this build, made by T() on first use and dropped with the
     // Staging: state that per-node outputs share (a store's index). A key always names one type.
@@ -51,6 +52,7 @@ private:
     struct Item {
         std::string temp;
         std::string target;
+        bool optional = false; // shared_temp_for(): may never have been created
     };
     std::string m_out;
     std::vector<Item> m_items;

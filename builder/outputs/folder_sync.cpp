@@ -132,6 +132,8 @@ void check_call(int r, const std::string& what) {
 
 } // namespace
 
+std::string entry_fingerprint(const Entry& e, ContentSums& sums) { return fingerprint(e, false, sums); }
+
 const ManifestEntries* Manifest::find(const std::string& folder) const {
     for (const auto& [f, entries] : folders)
         if (f == folder) return &entries;

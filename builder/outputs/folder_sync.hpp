@@ -62,6 +62,10 @@ std::string manifest_text(const Manifest& m, const std::string& comment);
 // folder that is absolute or uses "..".
 Manifest parse_manifest(std::string_view text, const std::string& file);
 
+// What FolderSync compares to tell whether an entry changed: a hash of everything that makes it but
+// its mtime (content, mode, owner, xattrs, link target, device numbers), as 32 hex digits.
+std::string entry_fingerprint(const Entry& e, ContentSums& sums);
+
 class FolderSync {
 public:
     // Writes into `dest`. `fresh`: `dest` does not exist yet (a Staging temporary); write() creates it

@@ -12,7 +12,8 @@
 //       tftp_server_path: /srv/tftp # where the server serves tftp_root from (dnsmasq tftp-root)
 //       nfs_version: 3              # 3 | 4
 //       share: auto                 # auto: /usr, /bin, /sbin, /lib, /lib64, /opt and apt's lists and
-//                                   #   downloaded .debs shared | none
+//                                   #   downloaded .debs hardlinked from one store | none: all copied |
+//                                   #   export: /usr served once, read-only (below), the rest as auto
 //
 // One instance per node (always_per_node). TFTP: the boot folder's files, each stored once in
 // tftp_root/.store (named by sha256) and hardlinked into every node's folder, plus the node's own
@@ -23,7 +24,11 @@
 // those by rename, so a node's upgrade never writes through to the others), and so are apt's package
 // lists (/var/lib/apt/lists/*, but its lock file) and downloaded packages (/var/cache/apt/archives/
 // *.deb), which apt also only ever replaces by rename from partial/; everything else is a
-// copy of the node's own, reflinked where the filesystem can. Real owners need root: without it the
+// copy of the node's own, reflinked where the filesystem can. With share: export a merged /usr is
+// written once, as nfs_root/.usr, exported read-only, and mounted by every node from its fstab (which
+// Debian's initramfs does before it starts init); the node roots hold /usr only as the mount point.
+// Each node then costs a few thousand names instead of tens of thousands, but no node can install
+// packages, and every node must have the same /usr (a node step that writes there is an error). Real owners need root: without it the
 // output stops before writing anything. A node without the mac (or serial) its folder is named by is
 // a recipe error, reported when the recipe is checked.
 //
@@ -134,6 +139,10 @@ struct BuildState {
     }
     std::optional<Entry> root_bootcode; // the bootcode.bin the TFTP root gets
     bool applying = false; // from here on, what the stores gained is linked from the nodes' folders
+    bool roots_started = false; // the first node's NFS root is written (in the foreground)
+    // share: export: what the first node has below /usr (path, fingerprint), and its name.
+    std::vector<std::pair<std::string, std::string>> usr_listing;
+    std::string usr_from;
     // A build that did not get to finish(): every temporary goes, the folders stay as they were.
     ~BuildState() {
         for (auto& j : jobs) j.wait(); // they write into what goes next
@@ -209,7 +218,11 @@ public:
     std::string describe() const override {
         static const char* prefixes[] = {"mac", "serial", "none"};
         return "netboot " + m_o.tftp_root + "/ " + m_o.nfs_root + "/ " + m_o.config_dir + "/ (server " + m_o.server +
-               ", prefix " + prefixes[static_cast<int>(m_o.prefix)] + (m_o.share ? ", /usr shared" : "") + ")";
+               ", prefix " + prefixes[static_cast<int>(m_o.prefix)] +
+               (m_o.share == netboot::Share::Auto     ? ", /usr shared"
+                : m_o.share == netboot::Share::Export ? ", /usr exported once"
+                                                      : "") +
+               ")";
     }
     bool is_dir() const override { return true; }
     std::string written(const OutputWriteEnv& env) const override {
@@ -244,6 +257,9 @@ public:
             for (const auto& f : n.folders) claimed.insert(f.first);
         std::set<std::string> names;
         for (const auto& [o, node] : all) names.insert(node->name);
+        // The shared /usr of share: export is one more owner of folders: kept while exported, and
+        // like a node that left the recipe (warned about, removed with --prune) once it is not.
+        if (m_o.share == netboot::Share::Export) names.insert(netboot::k_usr_folder);
 
         // Every node and output is written: from here on the folders change. First the nodes that
         // left the recipe, then every node's folders and manifest, the TFTP root's bootcode.bin, and
@@ -289,7 +305,8 @@ private:
     bool node_folder_shape(const std::string& rel) const {
         std::string abs = "/" + rel, parent = path::parent(abs).substr(1);
         std::string_view name = path::name(abs);
-        return rel == m_o.tftp_root || ((parent == m_o.tftp_root || parent == m_o.nfs_root) && !name.empty() && name[0] != '.');
+        return rel == m_o.tftp_root || rel == m_o.nfs_root + "/" + netboot::k_usr_folder ||
+               ((parent == m_o.tftp_root || parent == m_o.nfs_root) && !name.empty() && name[0] != '.');
     }
 
     std::string manifest_dir(const std::string& out) const { return out + "/" + m_o.nfs_root + "/.manifests"; }
@@ -403,6 +420,65 @@ private:
             root.remove("/var/lib/systemd/random-seed");
     }
 
+    // share: export. The node's /usr must be the first node's: that one is written (as the folder
+    // nfs_root/.usr, updated in place like a node's, with its manifest .manifests/.usr) and exported
+    // to all. The node's root keeps /usr empty, as the mount point of the fstab line added here.
+    void serve_usr(Tree& root, const std::string& node, Staging& staging, BuildState& st, const OutputWriteEnv& env) const {
+        for (const char* d : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"})
+            if (const Entry* e = root.get(d); e && e->is_dir())
+                throw Error(what() + ": share: export mounts /usr alone, from the initramfs, which needs a merged /usr, but '" +
+                            d + "' is a folder here, not a link into /usr (usrmerge); use share: auto");
+        const Entry* usr = root.get("/usr");
+        if (!usr || !usr->is_dir()) throw Error(what() + ": share: export serves /usr, but the tree has no /usr folder");
+
+        std::vector<std::pair<std::string, std::string>> listing;
+        root.walk_under("/usr", [&](const std::string& p, const Entry& e) {
+            check_interrupted();
+            listing.emplace_back(p, entry_fingerprint(e, st.sums));
+        });
+        if (!st.usr_from.empty()) {
+            auto [mine, first] = std::mismatch(listing.begin(), listing.end(), st.usr_listing.begin(), st.usr_listing.end());
+            if (mine != listing.end() || first != st.usr_listing.end()) {
+                std::string p = mine == listing.end() ? first->first
+                                : first == st.usr_listing.end() ? mine->first
+                                                                : std::min(mine->first, first->first, path::Less());
+                throw Error(what() + ": share: export serves one /usr to every node, but node '" + node + "' and node '" +
+                            st.usr_from + "' differ at '" + p + "'; keep what differs per node outside /usr, or use share: auto");
+            }
+        } else {
+            st.usr_from = node;
+            st.usr_listing = std::move(listing);
+            // The folder's tree: /usr as its root, hardlinks within it kept (one to outside /usr becomes a copy).
+            Tree t("usr", usr->mtime);
+            *t.edit("/") = *usr;
+            std::vector<std::pair<std::string, std::string>> links;
+            root.walk_under("/usr", [&](const std::string& p, const Entry& e) {
+                if (p == "/usr") return;
+                std::string rel = p.substr(4);
+                if (e.type == FileType::Hardlink && path::is_within(e.link, "/usr")) {
+                    links.emplace_back(rel, e.link.substr(4));
+                    return;
+                }
+                Entry copy = e.type == FileType::Hardlink ? *root.find(p, false) : e;
+                copy.hardlinked = false;
+                t.put(rel, std::move(copy), false);
+            });
+            for (const auto& [rel, target] : links) t.link(rel, target);
+            NodeWrite& uw = st.written.emplace_back();
+            uw.name = netboot::k_usr_folder;
+            read_manifest(staging.out_dir(), uw);
+            std::string rel = m_o.nfs_root + "/" + netboot::k_usr_folder;
+            auto [dest, fresh] = target_for(rel, staging);
+            FolderOptions fo;
+            fo.threads = env.threads;
+            fo.copies = &st.copies;
+            sync_folder(rel, t, fo, dest, fresh, st, uw);
+        }
+        for (const auto& child : root.children("/usr")) root.remove("/usr/" + child);
+        std::string old = text::read_or_empty(root, "/etc/fstab");
+        text::write_if_changed(root, "/etc/fstab", netboot::fstab_with_usr(old, m_o), 0644, env.now);
+    }
+
     void write_nfs(const Tree& tree, const std::string& boot, const NodeSpec& node, Staging& staging, BuildState& st,
                    NodeWrite& nw, const OutputWriteEnv& env) const {
         nw.nfs_tree = std::make_unique<Tree>(tree.fork("netboot"));
@@ -416,13 +492,14 @@ private:
         for (const char* unit : k_sd_only_units)
             if (units::find(root, unit)) units::mask(root, unit);
         give_own_identity(root, env);
+        if (m_o.share == netboot::Share::Export) serve_usr(root, node.name, staging, st, env);
 
         std::string rel = m_o.nfs_root + "/" + node.name;
         auto [dest, fresh] = target_for(rel, staging);
         FolderOptions fo;
         fo.threads = env.threads;
         fo.copies = &st.copies;
-        if (m_o.share) {
+        if (m_o.share != netboot::Share::None) {
             open_store(st.nfs_store, st.nfs_store_in_place, m_o.nfs_root + "/.store", staging, st);
             // Stored paths are resolved ones: on a usrmerge system /bin is a link and its files are
             // stored under /usr/bin.
@@ -442,7 +519,9 @@ private:
         }
         // The first node in the foreground, with every thread: it hashes the files and fills the store
         // that the later nodes only link from. Those then in the background, a thread each.
-        if (st.written.size() == 1 || env.threads <= 1) {
+        bool first = !st.roots_started;
+        st.roots_started = true;
+        if (first || env.threads <= 1) {
             sync_folder(rel, root, fo, dest, fresh, st, nw);
             nw.nfs_tree.reset();
             return;
@@ -483,7 +562,7 @@ private:
         size_t updated = 0, fresh = 0;
         for (auto& n : st.written) {
             auto [c, in_place] = apply_node(out, n, claimed, st);
-            (in_place ? updated : fresh) += 1;
+            if (n.name != netboot::k_usr_folder) (in_place ? updated : fresh) += 1; // counted as its entries only
             if (!in_place) continue;
             total.written += c.written;
             total.removed += c.removed;
@@ -559,7 +638,8 @@ private:
         if (!d) return;
         std::vector<std::string> files;
         while (const dirent* de = ::readdir(d))
-            if (de->d_name[0] != '.' && !names.count(de->d_name)) files.push_back(de->d_name);
+            if ((de->d_name[0] != '.' || de->d_name == std::string_view(netboot::k_usr_folder)) && !names.count(de->d_name))
+                files.push_back(de->d_name);
         ::closedir(d);
         std::sort(files.begin(), files.end());
         for (const auto& name : files) {
@@ -580,8 +660,9 @@ private:
                 ::unlink(file.c_str()); // nothing of it is left
                 continue;
             }
+            std::string who = name == netboot::k_usr_folder ? "the /usr that share: export served" : "node '" + name + "'";
             if (!prune) {
-                log::warn("netboot: node '" + name + "' is no longer in the recipe; its folders " + listed +
+                log::warn("netboot: " + who + " is no longer in the recipe; its folders " + listed +
                           " are kept as they are (the server files no longer list it); imgbuild --prune removes them");
                 continue;
             }
@@ -598,7 +679,7 @@ private:
                 s.apply();
             }
             check_call(::unlink(file.c_str()), "remove '" + file + "'");
-            log::info("netboot: node '" + name + "' is no longer in the recipe: removed " + listed + " (--prune)");
+            log::info("netboot: " + who + " is no longer in the recipe: removed " + listed + " (--prune)");
         }
     }
 
@@ -691,8 +772,10 @@ std::unique_ptr<Output> parse_netboot_output(const Doc& options, OutputParseEnv&
         else o.nfs_version = static_cast<int>(*v);
     }
     if (auto s = m.string("share")) {
-        if (*s == "none") o.share = false;
-        else if (*s != "auto") env.diag.error(options.find("share")->mark(), env.what + ": share '" + *s + "' is not auto or none");
+        if (*s == "none") o.share = netboot::Share::None;
+        else if (*s == "export") o.share = netboot::Share::Export;
+        else if (*s != "auto")
+            env.diag.error(options.find("share")->mark(), env.what + ": share '" + *s + "' is not auto, none or export");
     }
     m.finish();
     if (tftp && nfs && config) {

@@ -12,6 +12,12 @@
 namespace ib::netboot {
 
 enum class Prefix { Mac, Serial, None };
+// How the nodes' NFS roots share the system's files: not at all (none); hardlinks to one stored copy
+// (auto); or /usr as one read-only export of its own, nfs_root/.usr, that every node mounts (export).
+enum class Share { None, Auto, Export };
+
+// The folder under nfs_root that share: export serves as every node's /usr (EXPORT_BASE/.usr).
+inline constexpr const char* k_usr_folder = ".usr";
 
 struct Options {
     std::string server;            // IPv4 address of the TFTP and NFS server
@@ -24,7 +30,7 @@ struct Options {
     std::string tftp_server_path = "/srv/tftp"; // where the server serves tftp_root from
     Prefix prefix = Prefix::Mac;
     int nfs_version = 3;
-    bool share = true;
+    Share share = Share::Auto;
 };
 
 // The folder under tftp_root the node's bootloader asks for: "b8-27-eb-12-34-56" (mac), "a1b2c3d4"
@@ -43,6 +49,13 @@ std::string cmdline(std::string_view base, const Options& o, const std::string& 
 // `fstab` without the lines that mount the SD card's partitions (PARTUUID=, UUID=, LABEL= or
 // /dev/mmcblk* at "/" or at `boot_mount`); every other byte stays.
 std::string fstab(std::string_view text, const std::string& boot_mount);
+
+// The fstab line that mounts the shared /usr (share: export): "SERVER:EXPORT_BASE/.usr /usr nfs
+// ro,vers=N,tcp 0 0". Debian's initramfs mounts /usr from fstab before it starts init.
+std::string usr_fstab_line(const Options& o);
+
+// `fstab` with its /usr line (if any) replaced by usr_fstab_line(), at the end.
+std::string fstab_with_usr(std::string_view text, const Options& o);
 
 // NFS export fsids for `nodes` (in that order): stable numbers derived from each name, distinct.
 std::vector<uint32_t> fsids(const std::vector<std::string>& nodes);

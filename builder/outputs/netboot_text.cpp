@@ -129,6 +129,25 @@ std::string fstab(std::string_view text, const std::string& boot_mount) {
     return lines.text();
 }
 
+std::string usr_fstab_line(const Options& o) {
+    return o.server + ":" + export_path(o, k_usr_folder) + " /usr nfs ro,vers=" + std::to_string(o.nfs_version) + ",tcp 0 0\n";
+}
+
+std::string fstab_with_usr(std::string_view text, const Options& o) {
+    text::Lines lines = text::split_lines(text);
+    std::vector<std::string> kept;
+    for (auto& line : lines.lines) {
+        std::vector<std::string> f = fields_of(line);
+        if (!f.empty() && f[0][0] != '#' && f.size() >= 2 && f[1] == "/usr") continue;
+        kept.push_back(std::move(line));
+    }
+    std::string line = usr_fstab_line(o);
+    kept.push_back(line.substr(0, line.size() - 1));
+    lines.lines = std::move(kept);
+    lines.final_newline = true;
+    return lines.text();
+}
+
 std::vector<uint32_t> fsids(const std::vector<std::string>& nodes) {
     std::vector<uint32_t> out;
     std::set<uint32_t> used;
@@ -164,6 +183,7 @@ std::string dnsmasq_conf(const Options& o, const std::string& recipe) {
 std::string exports(const Options& o, const std::vector<NodeRow>& nodes) {
     std::vector<std::string> names;
     for (const auto& n : nodes) names.push_back(n.name);
+    if (o.share == Share::Export) names.push_back(k_usr_folder); // last: the nodes' fsids stay what they were
     std::vector<uint32_t> ids = fsids(names);
     std::string s = "# /etc/exports lines for the NFS roots (written by imgbuild): the output's " + o.nfs_root +
                     "/NODE folders, served at " + o.export_base + "/NODE.\n"
@@ -171,6 +191,9 @@ std::string exports(const Options& o, const std::vector<NodeRow>& nodes) {
     for (size_t i = 0; i < nodes.size(); ++i)
         s += export_path(o, nodes[i].name) + "  *(rw,sync,no_subtree_check,no_root_squash,fsid=" +
              std::to_string(ids[i]) + ")\n";
+    if (o.share == Share::Export)
+        s += "# The /usr every node mounts, read-only (share: export).\n" + export_path(o, k_usr_folder) +
+             "  *(ro,sync,no_subtree_check,no_root_squash,fsid=" + std::to_string(ids.back()) + ")\n";
     return s;
 }
 

@@ -210,6 +210,39 @@ eq "second build: no temporary left" "$(find "$O" -name '*imgbuild-tmp*' | wc -l
 eq "second build: /usr/bin/hello link count" "$(stat -c %h "$N/node-1/usr/bin/hello")" 9
 eq "second build: tftp/bootcode.bin is still the stored one" "$(ino "$T/bootcode.bin")" "$(ino "$T/b8-27-eb-00-00-01/bootcode.bin")"
 
+# ---- share: export: one read-only /usr that every node mounts ------------------------------------------
+write_recipe "$W/export.yaml" ", share: export"
+E=$W/export-out
+"$IMGBUILD" --out "$E" "$W/export.yaml" > "$W/export.out" 2> "$W/export.err"
+eq "share: export build exit code" "$?" 0
+eq "share: export: nfs/.usr holds /usr" "$(cat "$E/nfs/.usr/bin/hello" 2> /dev/null | head -c 40)" "$(head -c 40 "$N/node-2/usr/bin/hello")"
+for node in "${NODES[@]}"; do
+  eq "share: export: $node /usr is an empty mount point" "$(find "$E/nfs/$node/usr" -mindepth 1 | wc -l)" 0
+  eq "share: export: $node fstab mounts /usr" "$(cat "$E/nfs/$node/etc/fstab")" \
+    "proc /proc proc defaults 0 0
+10.0.0.1:/srv/nfs/.usr /usr nfs ro,vers=3,tcp 0 0"
+done
+eq "share: export: exports serve /usr read-only" "$(grep -cE '^/srv/nfs/\.usr  \*\(ro,sync,no_subtree_check,no_root_squash,fsid=[1-9][0-9]*\)$' "$E/netboot/exports")" 1
+eq "share: export: the nodes' exports as with share: auto" "$(grep '^/srv/nfs/node' "$E/netboot/exports")" "$(grep '^/srv/nfs/node' "$O/netboot/exports")"
+fewer=$(find "$E/nfs/node-2" | wc -l) all=$(find "$N/node-2" | wc -l)
+[ "$fewer" -lt "$all" ] && ok "share: export: node-2's root has $fewer names (share: auto: $all)" ||
+  fail "share: export: node-2's root has $fewer names, share: auto's $all"
+# What node-2 sees once /usr is mounted (a read-only bind mount here, as NFS would serve it) is the
+# root share: auto wrote for it: every name, type, mode, owner, size, link target and content.
+view() { # ROOT
+  (cd "$1" && find . -path ./etc/fstab -prune -o -printf '%p %y %m %U:%G %l\n' | LC_ALL=C sort &&
+    find . -type f ! -path ./etc/fstab -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+}
+view "$N/node-2" > "$W/view-auto"
+export -f view
+unshare --mount --propagation private bash -c 'mount --bind -o ro "$1/nfs/.usr" "$1/nfs/node-2/usr" && view "$1/nfs/node-2"' \
+  _ "$E" > "$W/view-export" 2> "$W/view-export.err"
+if [ -s "$W/view-export" ] && cmp -s "$W/view-auto" "$W/view-export"; then
+  ok "share: export: node-2 with /usr mounted is node-2 of share: auto ($(wc -l < "$W/view-auto") lines compared)"
+else
+  fail "share: export: node-2 with /usr mounted differs: $(diff "$W/view-auto" "$W/view-export" | head -5 | tr '\n' ' ') $(head -c 200 "$W/view-export.err")"
+fi
+
 # ---- a node without the MAC its folder is named by: a recipe error, at the node ------------------------
 sed 's/^  - {name: node-3, mac: "[^"]*", /  - {name: node-3, /' "$W/recipe.yaml" > "$W/nomac.yaml"
 line=$(grep -n 'name: node-3' "$W/nomac.yaml" | cut -d: -f1)

@@ -164,7 +164,7 @@ TEST_CASE("netboot options are checked, each error at its value", "[netboot]") {
     CHECK(netboot_error("netboot: {server: 10.0.0.1, export_base: srv/nfs}") ==
           "t.yaml:1:42: output 'netboot': export_base 'srv/nfs' must be an absolute path on the server without blanks");
     CHECK(netboot_error("netboot: {server: 10.0.0.1, nfs_version: 2}") == "t.yaml:1:42: output 'netboot': nfs_version 2 is not 3 or 4");
-    CHECK(netboot_error("netboot: {server: 10.0.0.1, share: all}") == "t.yaml:1:36: output 'netboot': share 'all' is not auto or none");
+    CHECK(netboot_error("netboot: {server: 10.0.0.1, share: all}") == "t.yaml:1:36: output 'netboot': share 'all' is not auto, none or export");
     CHECK(netboot_error("netboot: {}") == "t.yaml:1:10: output 'netboot': missing required key 'server'");
 }
 
@@ -243,6 +243,84 @@ TEST_CASE("netboot writes per-node TFTP folders and NFS roots sharing what may b
     CHECK(::lstat((n + "w1/boot/firmware/start.elf").c_str(), &st) != 0);
     CHECK(slurp(out.path() + "/netboot/exports").find("/srv/nfs/w2  *(rw,") != std::string::npos);
     CHECK(slurp(out.path() + "/netboot/dnsmasq.conf").find("tftp-unique-root=mac\n") != std::string::npos);
+}
+
+TEST_CASE("netboot share: export mounts one /usr", "[netboot]") {
+    netboot::Options o = opts();
+    o.share = netboot::Share::Export;
+    CHECK(netboot::usr_fstab_line(o) == "10.0.0.1:/srv/nfs/.usr /usr nfs ro,vers=3,tcp 0 0\n");
+    CHECK(netboot::fstab_with_usr("proc /proc proc defaults 0 0\n/dev/sda2 /usr ext4 ro 0 2\n# x /usr\n", o) ==
+          "proc /proc proc defaults 0 0\n# x /usr\n10.0.0.1:/srv/nfs/.usr /usr nfs ro,vers=3,tcp 0 0\n");
+    CHECK(netboot::fstab_with_usr("", o) == "10.0.0.1:/srv/nfs/.usr /usr nfs ro,vers=3,tcp 0 0\n");
+    std::string ex = netboot::exports(o, {{"w1", "", "", "", ""}});
+    CHECK(ex.find("/srv/nfs/.usr  *(ro,sync,no_subtree_check,no_root_squash,fsid=") != std::string::npos);
+    // The nodes keep the fsids they have without it.
+    o.share = netboot::Share::Auto;
+    std::string without = netboot::exports(o, {{"w1", "", "", "", ""}});
+    CHECK(ex.find(without.substr(without.find("/srv/nfs/w1"))) != std::string::npos);
+
+    uint32_t uid = ::geteuid(), gid = ::getegid();
+    auto mine = [&](Entry e) {
+        e.uid = uid;
+        e.gid = gid;
+        return e;
+    };
+    auto make = [&](bool merged) {
+        Tree tree;
+        tree.put("/", mine(dir()));
+        for (const char* d : {"/boot", "/boot/firmware", "/usr", "/usr/bin", "/usr/lib", "/etc", "/var"}) tree.put(d, mine(dir()));
+        tree.put("/bin", merged ? mine(link("usr/bin")) : mine(dir()));
+        tree.put("/boot/firmware/cmdline.txt", mine(file("root=/dev/mmcblk0p2 rootwait\n")));
+        tree.put("/usr/bin/tool", mine(file("#!/bin/sh\n", 0755)));
+        tree.put("/usr/bin/tool2", mine(file("#!/bin/sh\n", 0755)));
+        tree.link("/usr/bin/tool-again", "/usr/bin/tool2");
+        tree.put("/etc/fstab", mine(file("proc /proc proc defaults 0 0\n")));
+        tree.put("/etc/hostname", mine(file("pi\n")));
+        return tree;
+    };
+    NodeSpec n1 = node("w1", "b8:27:eb:00:00:01", ""), n2 = node("w2", "b8:27:eb:00:00:02", "");
+    auto build = [&](const Tree& t1, const Tree& t2, const std::string& out) {
+        Diagnostics diag;
+        auto a = parse_netboot("netboot: {server: 10.0.0.1, share: export}", diag);
+        auto b = parse_netboot("netboot: {server: 10.0.0.1, share: export}", diag);
+        diag.checkpoint();
+        Staging staging(out);
+        OutputWriteEnv env;
+        env.now = {1700000000, 0};
+        env.identity = "r";
+        env.threads = 2;
+        env.node = &n1;
+        a->write(t1, staging, env);
+        env.node = &n2;
+        b->write(t2, staging, env);
+        a->finish(staging, {{a.get(), &n1}, {b.get(), &n2}}, env);
+        staging.commit();
+    };
+
+    TempDir out;
+    Tree tree = make(true);
+    build(tree, tree, out.path());
+    std::string n = out.path() + "/nfs/";
+    CHECK(slurp(n + ".usr/bin/tool") == "#!/bin/sh\n");
+    CHECK(inode(n + ".usr/bin/tool2") == inode(n + ".usr/bin/tool-again"));
+    CHECK(std::filesystem::is_empty(n + "w1/usr"));
+    CHECK(std::filesystem::is_empty(n + "w2/usr"));
+    CHECK(slurp(n + "w2/etc/fstab") == "proc /proc proc defaults 0 0\n10.0.0.1:/srv/nfs/.usr /usr nfs ro,vers=3,tcp 0 0\n");
+    CHECK(std::filesystem::exists(n + ".manifests/.usr"));
+    CHECK(slurp(out.path() + "/netboot/exports").find("/srv/nfs/.usr  *(ro,") != std::string::npos);
+
+    // Every node must have the same /usr; /usr alone cannot be mounted early without usrmerge.
+    Tree other = tree.fork("w2");
+    other.write_file("/usr/bin/tool", "#!/bin/bash\n", 0755);
+    TempDir out2;
+    CHECK_THROWS_WITH(build(tree, other, out2.path()),
+                      "output 'netboot': share: export serves one /usr to every node, but node 'w2' and node 'w1' differ at "
+                      "'/usr/bin/tool'; keep what differs per node outside /usr, or use share: auto");
+    CHECK(std::filesystem::is_empty(out2.path()));
+    Tree split = make(false);
+    CHECK_THROWS_WITH(build(split, split, out2.path()),
+                      "output 'netboot': share: export mounts /usr alone, from the initramfs, which needs a merged /usr, but "
+                      "'/bin' is a folder here, not a link into /usr (usrmerge); use share: auto");
 }
 
 TEST_CASE("netboot with prefix none refuses a second node", "[netboot]") {
