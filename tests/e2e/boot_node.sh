@@ -23,15 +23,14 @@
 # usage: bash tests/e2e/boot_node.sh path/to/imgbuild
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
-HERE=$(cd "$(dirname "$0")" && pwd)
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (debootstrap, chroot)"; exit 77; }
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_root "debootstrap, chroot"
 export LC_ALL=C.UTF-8
+# shellcheck source=lib/qemu.sh
+. "$HERE/lib/qemu.sh"
 
 # Change ROOT_VERSION whenever ROOT_PACKAGES change: it names the cached root.
 ROOT_VERSION=bookworm-amd64-node-v1
@@ -44,48 +43,15 @@ NODE_NAME=imgnode
 NODE_USER=ops
 CGROUP_FLAGS=(cgroup_enable=cpuset cgroup_enable=memory cgroup_memory=1 swapaccount=1)
 
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
 # --- 1. Tools -------------------------------------------------------------------------------------
-need=()
-command -v qemu-system-x86_64 > /dev/null || need+=(qemu-system-x86)
-command -v ssh > /dev/null || need+=(openssh-client)
-command -v ssh-keygen > /dev/null || need+=(openssh-client)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" > /dev/null; }; then
-    echo "SKIP: could not install ${need[*]} (no network to the Debian mirror?)"
-    exit 77
-  fi
-fi
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/imgbuild-e2e-node.XXXXXX")
-QEMU_PID=
-stop_qemu() {
-  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2> /dev/null; then
-    kill "$QEMU_PID" 2> /dev/null || true
-    wait "$QEMU_PID" 2> /dev/null || true
-  fi
-  QEMU_PID=
-}
-cleanup() {
-  stop_qemu
-  rm -rf "$W"
-}
-trap cleanup EXIT
-
-# shellcheck source=lib/report.sh
-. "$HERE/lib/report.sh"
+apt_need qemu-system-x86_64 qemu-system-x86
+apt_need ssh openssh-client
+apt_need ssh-keygen openssh-client
+apt_install_needed
+qemu_work_dir node
 
 # --- 2. The Debian root (cached), the packages, the key ------------------------------------------
-# shellcheck source=lib/debian_root.sh
-. "$HERE/lib/debian_root.sh"
-t_deboot=cached
-t0=
-[ -s "$(debian_root_path "$ROOT_VERSION")" ] || t0=$(now)
-TARBALL=$(debian_root_tarball "$ROOT_VERSION" "${ROOT_PACKAGES[@]}") || exit $?
-[ -z "$t0" ] || t_deboot=$(secs "$t0" "$(now)")s
+boot_root "$ROOT_VERSION" "${ROOT_PACKAGES[@]}"
 
 # apt's _apt user writes the downloads.
 mkdir -p "$W/debs" && chmod 777 "$W/debs"
@@ -114,17 +80,9 @@ IMG=$W/out/node.img
 [ -s "$IMG" ] || die "no node.img in the output folder: $(ls "$W/out")"
 echo "image: $(du -h --apparent-size "$IMG" | cut -f1) ($(du -h "$IMG" | cut -f1) on disk) in ${t_build}s"
 
-"$IMGBUILD" cat "$IMG:/boot/firmware/cmdline.txt" > "$W/cmdline.txt" || die "imgbuild cat IMG:/boot/firmware/cmdline.txt failed"
-cmdline=$(tr '\n' ' ' < "$W/cmdline.txt" | sed 's/ *$//')
-echo "cmdline.txt: $cmdline"
+boot_files "$IMG"
 "$IMGBUILD" cat "$IMG:/etc/ssh/ssh_host_ed25519_key.pub" > "$W/host_key.pub" ||
   die "imgbuild cat IMG:/etc/ssh/ssh_host_ed25519_key.pub failed"
-"$IMGBUILD" ls "$IMG:/boot" > "$W/boot.ls" 2>&1 || { cat "$W/boot.ls" >&2; die "imgbuild ls IMG:/boot failed"; }
-vmlinuz=$(grep -oE 'vmlinuz-[^ ]+' "$W/boot.ls" | sort -V | tail -n1)
-initrd=$(grep -oE 'initrd\.img-[^ ]+' "$W/boot.ls" | sort -V | tail -n1)
-[ -n "$vmlinuz" ] && [ -n "$initrd" ] || { cat "$W/boot.ls" >&2; die "no vmlinuz-*/initrd.img-* in IMG:/boot"; }
-"$IMGBUILD" cat "$IMG:/boot/$vmlinuz" > "$W/vmlinuz" || die "imgbuild cat IMG:/boot/$vmlinuz failed"
-"$IMGBUILD" cat "$IMG:/boot/$initrd" > "$W/initrd.img" || die "imgbuild cat IMG:/boot/$initrd failed"
 
 # --- 4. Boot it, with SSH forwarded from the loopback address only --------------------------------
 free_port() {
@@ -155,12 +113,6 @@ qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -nodefaults \
   -serial "file:$W/serial.log" -monitor none -display none > "$W/qemu.log" 2>&1 &
 QEMU_PID=$!
 
-serial_text() { tr -d '\r' < "$W/serial.log" | sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
-last_lines() {
-  echo "--- last 40 lines of the serial console ---" >&2
-  serial_text | tail -n 40 >&2
-  echo "---" >&2
-}
 # A boot that went wrong, from the console (from line FROM on), or nothing while it goes on.
 console_trouble() {
   local text
@@ -190,7 +142,7 @@ wait_ssh() {
 }
 
 t0=$(now)
-boot_id=$(wait_ssh 1) || { last_lines; die "boot: $boot_id"; }
+boot_id=$(wait_ssh 1) || { console_tail; die "boot: $boot_id"; }
 t_boot=$(secs "$t0" "$(now)")
 ok "boot: key login as $NODE_USER after ${t_boot}s"
 
@@ -319,17 +271,12 @@ if boot_id2=$(wait_ssh "$lines" "$boot_id"); then
   [ "$active" = active ] && ok "containerd is active after the reboot" || fail "containerd after the reboot: '$active'"
   failed_units reboot
 else
-  last_lines
+  console_tail
   fail "reboot: $boot_id2"
 fi
 stop_qemu
 
-echo "timings: debootstrap ${t_deboot}, imgbuild build ${t_build}s, boot to SSH ${t_boot}s," \
+echo "timings: debootstrap ${T_DEBOOT}, imgbuild build ${t_build}s, boot to SSH ${t_boot}s," \
   "checks ${t_checks}s, reboot to SSH ${t_reboot}s"
-if [ "$FAILS" -gt 0 ]; then
-  serial_text > "$W/serial.txt"
-  last_lines
-  echo "$FAILS check(s) failed"
-  exit 1
-fi
-echo "all checks passed"
+[ "$FAILS" = 0 ] || console_tail
+finish boot_node

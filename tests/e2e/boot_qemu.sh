@@ -16,61 +16,31 @@
 # usage: bash tests/e2e/boot_qemu.sh path/to/imgbuild
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
-HERE=$(cd "$(dirname "$0")" && pwd)
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (debootstrap, chroot)"; exit 77; }
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_root "debootstrap, chroot"
 export LC_ALL=C.UTF-8
+# shellcheck source=lib/qemu.sh
+. "$HERE/lib/qemu.sh"
 
 ROOT_VERSION=bookworm-amd64-minbase-kernel-v1
 BOOT_TIMEOUT=${IMGBUILD_BOOT_TIMEOUT:-600}
 
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
 # --- 1. Tools -------------------------------------------------------------------------------------
-need=()
-command -v qemu-system-x86_64 > /dev/null || need+=(qemu-system-x86)
-command -v debootstrap > /dev/null || need+=(debootstrap)
-command -v sfdisk > /dev/null || need+=(fdisk)
-command -v e2fsck > /dev/null || need+=(e2fsprogs)
-command -v fsck.vfat > /dev/null || need+=(dosfstools)
-command -v findmnt > /dev/null || need+=(util-linux)
-command -v lsinitramfs > /dev/null || need+=(initramfs-tools-core)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" > /dev/null; }; then
-    echo "SKIP: could not install ${need[*]} (no network to the Debian mirror?)"
-    exit 77
-  fi
-fi
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/imgbuild-e2e-boot.XXXXXX")
-QEMU_PID=
-cleanup() {
-  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2> /dev/null; then
-    kill "$QEMU_PID" 2> /dev/null || true
-    wait "$QEMU_PID" 2> /dev/null || true
-  fi
-  rm -rf "$W"
-}
-trap cleanup EXIT
-
-# shellcheck source=lib/report.sh
-. "$HERE/lib/report.sh"
+apt_need qemu-system-x86_64 qemu-system-x86
+apt_need debootstrap debootstrap
+apt_need sfdisk fdisk
+apt_need e2fsck e2fsprogs
+apt_need fsck.vfat dosfstools
+apt_need findmnt util-linux
+apt_need lsinitramfs initramfs-tools-core
+apt_install_needed
+qemu_work_dir boot
 
 # --- 2. The Debian root, as a tarball (cached) ---------------------------------------------------
-# shellcheck source=lib/debian_root.sh
-. "$HERE/lib/debian_root.sh"
-t_deboot=cached
-t0=
-[ -s "$(debian_root_path "$ROOT_VERSION")" ] || t0=$(now)
-TARBALL=$(debian_root_tarball "$ROOT_VERSION" linux-image-amd64 systemd-sysv openssh-server udev kmod initramfs-tools) || exit $?
-[ -z "$t0" ] || t_deboot=$(secs "$t0" "$(now)")
+boot_root "$ROOT_VERSION" linux-image-amd64 systemd-sysv openssh-server udev kmod initramfs-tools
 
 # The base's kernels and initrds, to check the initrd and compare with what comes out of the image.
 mkdir -p "$W/ref"
@@ -106,9 +76,8 @@ label_id=${label_id#0x}
 label_id=$(printf '%08x' "$((16#$label_id))")
 [ "$label_id" != 00000000 ] || fail "the disk signature is still 00000000"
 
-"$IMGBUILD" cat "$IMG:/boot/firmware/cmdline.txt" > "$W/cmdline.txt" || die "imgbuild cat IMG:/boot/firmware/cmdline.txt failed"
-cmdline=$(tr '\n' ' ' < "$W/cmdline.txt" | sed 's/ *$//')
-echo "cmdline.txt: $cmdline"
+# cmdline.txt, and the kernel and initrd out of the image's root filesystem (the versioned names in /boot).
+boot_files "$IMG"
 if [[ " $cmdline " == *" root=PARTUUID=$label_id-02 "* ]]; then
   ok "cmdline.txt's root= is the image's disk id: PARTUUID=$label_id-02"
 else
@@ -143,14 +112,7 @@ if [ -s "$W/p2" ]; then
 fi
 rm -f "$W/p1" "$W/p2"
 
-# The kernel and initrd, out of the image's root filesystem: the versioned names in /boot.
-"$IMGBUILD" ls "$IMG:/boot" > "$W/boot.ls" 2>&1 || { cat "$W/boot.ls" >&2; die "imgbuild ls IMG:/boot failed"; }
-vmlinuz=$(grep -oE 'vmlinuz-[^ ]+' "$W/boot.ls" | sort -V | tail -n1)
-initrd=$(grep -oE 'initrd\.img-[^ ]+' "$W/boot.ls" | sort -V | tail -n1)
-[ -n "$vmlinuz" ] && [ -n "$initrd" ] || { cat "$W/boot.ls" >&2; die "no vmlinuz-*/initrd.img-* in IMG:/boot"; }
-"$IMGBUILD" cat "$IMG:/boot/$vmlinuz" > "$W/vmlinuz" || die "imgbuild cat IMG:/boot/$vmlinuz failed"
-"$IMGBUILD" cat "$IMG:/boot/$initrd" > "$W/initrd.img" || die "imgbuild cat IMG:/boot/$initrd failed"
-# Byte for byte what the base has.
+# The kernel and initrd boot_files read out of the image: byte for byte what the base has.
 for f in vmlinuz:"$vmlinuz" initrd.img:"$initrd"; do
   if cmp -s "$W/${f%%:*}" "$W/ref/boot/${f#*:}"; then ok "IMG:/boot/${f#*:} is the base's, byte for byte"; else
     fail "IMG:/boot/${f#*:} differs from the base's"
@@ -163,18 +125,14 @@ echo "boot: qemu-system-x86_64 -accel tcg, -kernel $vmlinuz -initrd $initrd -app
 : > "$W/serial.log"
 t0=$(now)
 # -nodefaults: no floppy, CD-ROM, VGA or NIC; the image is the only disk, the serial port the console.
-timeout "$BOOT_TIMEOUT" qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -nodefaults -no-reboot \
+qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -nodefaults -no-reboot \
   -kernel "$W/vmlinuz" -initrd "$W/initrd.img" -append "$cmdline" \
   -drive "file=$IMG,format=raw,if=virtio" \
   -serial "file:$W/serial.log" -monitor none -display none -net none > "$W/qemu.log" 2>&1 &
 QEMU_PID=$!
 
-last_lines() {
-  echo "--- last 40 lines of the serial console ---" >&2
-  tail -n 40 "$W/serial.txt" >&2
-  echo "---" >&2
-}
 # What the console shows so far: a verdict, or nothing while the boot goes on. Failures win.
+# shellcheck disable=SC2317 # called by qemu_wait_console
 verdict() {
   local f=$W/serial.log
   if grep -qaE 'Failed to mount .* as root file system|ALERT! .* does not exist' "$f"; then
@@ -186,38 +144,14 @@ verdict() {
   elif grep -qa 'IMGBUILD-BOOT-OK' "$f"; then echo pass
   fi
 }
-result=
-while :; do
-  result=$(verdict)
-  if [ -n "$result" ]; then
-    # A failure's message may still be on its way: give the console a moment, then read it again.
-    if [ "$result" != pass ]; then
-      sleep 3
-      result=$(verdict)
-    fi
-    break
-  fi
-  if ! kill -0 "$QEMU_PID" 2> /dev/null; then
-    wait "$QEMU_PID" && rc=0 || rc=$?
-    QEMU_PID=
-    result=$(verdict)
-    [ -n "$result" ] && break
-    if [ "$rc" = 124 ]; then result="timeout after ${BOOT_TIMEOUT}s"; else result="qemu exited ($rc): $(head -c 2000 "$W/qemu.log")"; fi
-    break
-  fi
-  sleep 1
-done
+qemu_wait_console "$QEMU_PID" "$BOOT_TIMEOUT" verdict
+result=$CONSOLE_RESULT
 t_boot=$(secs "$t0" "$(now)")
-if [ -n "$QEMU_PID" ]; then
-  kill "$QEMU_PID" 2> /dev/null || true
-  wait "$QEMU_PID" 2> /dev/null || true
-  QEMU_PID=
-fi
-# Without carriage returns and systemd's colours.
-tr -d '\r' < "$W/serial.log" | sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' > "$W/serial.txt"
+stop_qemu
+serial_text > "$W/serial.txt"
 
 if [ "$result" != pass ]; then
-  last_lines
+  console_tail
   fail "boot: $result (after ${t_boot}s)"
 else
   reached=$(grep -aE 'Reached target.*(multi-user\.target|Multi-User System)' "$W/serial.txt" | head -n1 || true)
@@ -227,26 +161,15 @@ else
   grep -ao 'IMGBUILD-BOOT.*' "$W/serial.txt" | sed 's/^/  console: /'
   want_root="/dev/vda2 ext4"
   want_boot="/dev/vda1 vfat"
-  # A marker line may follow systemd's "A start job is running..." status, which ends in a carriage
-  # return and no newline: the marker is looked for anywhere in a line.
-  get() { grep -ao "IMGBUILD-BOOT $1: .*" "$W/serial.txt" | tail -n1 | sed "s/^IMGBUILD-BOOT $1: //; s/ *\$//"; }
+  get() { marker IMGBUILD-BOOT "$1"; }
   [ "$(get host)" = bootnode ] && ok "hostname is bootnode" || fail "hostname is '$(get host)', not bootnode"
   [ "$(get root)" = "$want_root" ] && ok "/ is $want_root" || fail "/ is '$(get root)', not $want_root"
   [ "$(get boot)" = "$want_boot" ] && ok "/boot/firmware is $want_boot (from the image's fstab)" ||
     fail "/boot/firmware is '$(get boot)', not $want_boot"
   [ "$(get cmdline)" = "$cmdline" ] && ok "the running system reads the same cmdline.txt from /boot/firmware" ||
     fail "/boot/firmware/cmdline.txt in the running system is '$(get cmdline)'"
-  [ "$(get ssh)" = active ] && ok "ssh.service is active" || fail "ssh.service is '$(get ssh)'"
-  [ "$(get failed)" = 0 ] && ok "no failed units" || fail "$(get failed) failed unit(s)"
-  if grep -aqE '\[FAILED\]' "$W/serial.txt"; then
-    grep -aE '\[FAILED\]' "$W/serial.txt" >&2
-    fail "the console shows failed units"
-  fi
+  marker_units IMGBUILD-BOOT
 fi
 
-echo "timings: debootstrap ${t_deboot}$([ "$t_deboot" = cached ] || echo s), imgbuild build ${t_build}s, boot to multi-user ${t_boot}s"
-if [ "$FAILS" -gt 0 ]; then
-  echo "$FAILS check(s) failed"
-  exit 1
-fi
-echo "all checks passed"
+echo "timings: debootstrap ${T_DEBOOT}, imgbuild build ${t_build}s, boot to multi-user ${t_boot}s"
+finish boot_qemu

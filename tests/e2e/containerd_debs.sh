@@ -10,27 +10,19 @@
 # usage: bash tests/e2e/containerd_debs.sh path/to/imgbuild      (exit 77: skipped, with the reason)
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
-for tool in apt-get dpkg bsdtar tar od; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_tools apt-get dpkg bsdtar tar od
 
 export LC_ALL=C.UTF-8
 W=$(mktemp -d /tmp/imgbuild-e2e-containerd.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 chmod 755 "$W" # apt's _apt user writes the downloads
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 
 # ---------------------------------------------------------------------------------------------
 # The packages.
@@ -138,9 +130,4 @@ else
   echo "info - no check with a foreign runc (host is $NATIVE)"
 fi
 
-echo
-if [ "$FAILS" -gt 0 ]; then
-  echo "containerd_debs: $FAILS check(s) FAILED" >&2
-  exit 1
-fi
-echo "containerd_debs: all checks passed"
+finish containerd_debs

@@ -19,40 +19,24 @@
 # usage: bash tests/e2e/demo_recipes.sh path/to/imgbuild     (needs root for the dir outputs; exit 77 otherwise)
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: demo_recipes needs root (the NFS roots are dir outputs with real owners)"
-  exit 77
-fi
-for tool in bsdtar grep stat ssh-keygen sort sfdisk jq debugfs mtype; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_root "the NFS roots are dir outputs with real owners"
+need_tools bsdtar grep stat ssh-keygen sort sfdisk jq debugfs mtype
 
 export LC_ALL=C.UTF-8
 export SOURCE_DATE_EPOCH=1700000000
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
-SAMPLE=${IMGBUILD_SAMPLE_DIR:-$REPO/build/sample}
+need_sample_base # REPO, SAMPLE
 W=$(mktemp -d /tmp/imgbuild-e2e-demo.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 
 # ---------------------------------------------------------------------------------------------
-# The sample base (ci/sample-base.sh does nothing when it is all there).
-if ! (cd "$REPO" && bash ci/sample-base.sh "$SAMPLE/debian-bookworm-arm64-v2.tar.zst") > "$W/sample.log" 2>&1; then
-  echo "SKIP: ci/sample-base.sh could not make the sample base: $(tail -n1 "$W/sample.log")"
-  exit 77
-fi
+# The sample base's demo key, and the sample folder for the recipes.
 PUBKEY=$(cat "$SAMPLE/demo_ed25519.pub")
 SET=(--set "sample=$SAMPLE") # absolute: the recipes' default is ../build/sample
 
@@ -282,9 +266,4 @@ else
   fi
 fi
 
-echo
-if [ "$FAILS" -gt 0 ]; then
-  echo "demo_recipes: $FAILS check(s) FAILED" >&2
-  exit 1
-fi
-echo "demo_recipes: all checks passed"
+finish demo_recipes

@@ -15,15 +15,11 @@
 # usage: bash tests/e2e/download.sh path/to/imgbuild
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
-for tool in python3 tar bsdtar sha256sum timeout; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_tools python3 tar bsdtar sha256sum timeout
 
 export LC_ALL=C.UTF-8
 W=$(mktemp -d /tmp/imgbuild-e2e-download.XXXXXX)
@@ -34,12 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 
 # ---------------------------------------------------------------------------------------------
 # The server: serves $W/www; every request is one line "GET /path range=<Range header or ->" in
@@ -197,9 +189,4 @@ err_has "build --insecure" "its sha256 is $SHA"
 run 0 "build --insecure again" "$W/unpinned.yaml" --insecure
 [ "$(requests /base.tar)" = $((n + 2)) ] && ok "build --insecure again: downloaded again (2 requests)" || fail "build --insecure: $(( $(requests /base.tar) - n )) requests, want 2"
 
-echo
-if [ "$FAILS" -gt 0 ]; then
-  echo "download: $FAILS check(s) FAILED" >&2
-  exit 1
-fi
-echo "download: all checks passed"
+finish download

@@ -40,8 +40,12 @@ BOOT_TIMEOUT=${IMGBUILD_BOOT_TIMEOUT:-600}
 LOADER=${IMGBUILD_NETBOOT_LOADER:-pxe}
 NFS_VERSION=${IMGBUILD_NETBOOT_NFS_VERSION:-3}
 
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SELF=$HERE/$(basename "${BASH_SOURCE[0]}")
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+# shellcheck source=lib/qemu.sh
+. "$HERE/lib/qemu.sh"
 
 # --- In the private namespaces: serve and boot --------------------------------------------------
 # Run as `bash netboot_qemu.sh --serve-and-boot WORKDIR` by the outer part below, under unshare.
@@ -155,6 +159,7 @@ EOF
   qemu_pid=$!
 
   # What the console shows so far: a verdict, or nothing while the boot goes on. Failures win.
+  # shellcheck disable=SC2317 # called by qemu_wait_console
   verdict() {
     local f=$W/serial.log
     if grep -qaE 'ipxe\.org/[0-9a-f]{8}|No more network devices|No bootable device' "$f"; then
@@ -168,94 +173,46 @@ EOF
     elif grep -qa 'IMGBUILD-NETBOOT-OK' "$f" && grep -qa "$NODE login:" "$f"; then echo pass
     fi
   }
+  # shellcheck disable=SC2317 # called by milestones
   milestone() { # NAME PATTERN: the first time PATTERN shows on the console
     grep -q "^$1 " "$W/milestones" 2> /dev/null && return
     if grep -qa "$2" "$W/serial.log"; then echo "$1 $(secs "$t0" "$(now)")" >> "$W/milestones"; fi
   }
-  : > "$W/milestones"
-  result=
-  while :; do
+  # shellcheck disable=SC2317 # called by qemu_wait_console
+  milestones() {
     milestone kernel 'Linux version'
     milestone nfs-root 'Running /scripts/nfs-bottom'
     milestone marker 'IMGBUILD-NETBOOT-OK'
     milestone login "$NODE login:"
-    result=$(verdict)
-    if [ -n "$result" ]; then
-      if [ "$result" != pass ]; then
-        sleep 3 # a failure's message may still be on its way
-        result=$(verdict)
-      fi
-      break
-    fi
-    if ! kill -0 "$qemu_pid" 2> /dev/null; then
-      result=$(verdict)
-      [ -n "$result" ] || result="qemu exited: $(head -c 2000 "$W/qemu.log")"
-      break
-    fi
-    if [ "$(secs "$t0" "$(now)" | cut -d. -f1)" -ge "$BOOT_TIMEOUT" ]; then
-      result="timeout after ${BOOT_TIMEOUT}s"
-      break
-    fi
-    sleep 1
-  done
-  echo "$result" > "$W/verdict"
+  }
+  : > "$W/milestones"
+  qemu_wait_console "$qemu_pid" "$BOOT_TIMEOUT" verdict milestones
+  echo "$CONSOLE_RESULT" > "$W/verdict"
   echo "boot $(secs "$t0" "$(now)")" >> "$W/milestones"
   exit 0
 fi
 
 # --- 1. Tools -------------------------------------------------------------------------------------
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL - '$1' is not an executable" >&2; exit 1; }
-HERE=$(cd "$(dirname "$0")" && pwd)
-SELF=$HERE/$(basename "$0")
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (debootstrap; real owners in the NFS root; namespaces)"; exit 77; }
+e2e_args "$@"
+need_root "debootstrap; real owners in the NFS root; namespaces"
 case $LOADER in pxe | kernel) ;; *) echo "FAIL - IMGBUILD_NETBOOT_LOADER is '$LOADER', not pxe or kernel"; exit 1 ;; esac
 export LC_ALL=C.UTF-8
 
-need=()
-command -v qemu-system-x86_64 > /dev/null || need+=(qemu-system-x86)
-[ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || [ -e /usr/share/qemu/efi-virtio.rom ] || need+=(ipxe-qemu)
-command -v ganesha.nfsd > /dev/null || need+=(nfs-ganesha)
-ls /usr/lib/*/ganesha/libfsalvfs.so > /dev/null 2>&1 || need+=(nfs-ganesha-vfs)
-command -v rpcbind > /dev/null || need+=(rpcbind)
-command -v unshare > /dev/null || need+=(util-linux)
-command -v ip > /dev/null || need+=(iproute2)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" > /dev/null; }; then
-    echo "SKIP: could not install ${need[*]} (no network to the Debian mirror?)"
-    exit 77
-  fi
-  # Should apt start rpcbind or ganesha, they run in the machine's namespaces: the test runs its own.
-fi
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/imgbuild-e2e-netboot-qemu.XXXXXX")
-INNER_PID=
-cleanup() {
-  if [ -n "$INNER_PID" ] && kill -0 "$INNER_PID" 2> /dev/null; then
-    kill "$INNER_PID" 2> /dev/null || true
-    wait "$INNER_PID" 2> /dev/null || true
-  fi
-  rm -rf "$W"
-}
-trap cleanup EXIT
+apt_need qemu-system-x86_64 qemu-system-x86
+[ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || [ -e /usr/share/qemu/efi-virtio.rom ] || APT_NEED+=(ipxe-qemu)
+apt_need ganesha.nfsd nfs-ganesha
+ls /usr/lib/*/ganesha/libfsalvfs.so > /dev/null 2>&1 || APT_NEED+=(nfs-ganesha-vfs)
+apt_need rpcbind rpcbind
+apt_need unshare util-linux
+apt_need ip iproute2
+# Should apt start rpcbind or ganesha, they run in the machine's namespaces: the test runs its own.
+apt_install_needed
+# QEMU_PID: the inner part below (the servers and QEMU, in their namespaces).
+qemu_work_dir netboot-qemu
 trap 'exit 143' TERM INT
 
-# shellcheck source=lib/report.sh
-. "$HERE/lib/report.sh"
-
 # --- 2. The Debian root, as a tarball (cached; the same as boot_qemu.sh's) ------------------------
-# shellcheck source=lib/debian_root.sh
-. "$HERE/lib/debian_root.sh"
-t_deboot=cached
-t0=
-[ -s "$(debian_root_path "$ROOT_VERSION")" ] || t0=$(now)
-TARBALL=$(debian_root_tarball "$ROOT_VERSION" linux-image-amd64 systemd-sysv openssh-server udev kmod initramfs-tools) || exit $?
-[ -z "$t0" ] || t_deboot=$(secs "$t0" "$(now)")s
+boot_root "$ROOT_VERSION" linux-image-amd64 systemd-sysv openssh-server udev kmod initramfs-tools
 
 # --- 3. Build the node's TFTP folder and NFS root, and look at them --------------------------------
 t0=$(now)
@@ -302,10 +259,10 @@ fi
 # --- 4. Serve and boot, in namespaces of our own ------------------------------------------------
 echo "boot: $LOADER (qemu-system-x86_64 -accel tcg), NFS from nfs-ganesha over loopback as $SERVER"
 unshare --net --mount -- bash "$SELF" --serve-and-boot "$W" > "$W/inner.out" 2>&1 &
-INNER_PID=$!
+QEMU_PID=$!
 inner_rc=0
-wait "$INNER_PID" || inner_rc=$?
-INNER_PID=
+wait "$QEMU_PID" || inner_rc=$?
+QEMU_PID=
 cat "$W/inner.out"
 if [ "$inner_rc" != 0 ]; then
   if grep -q '^unshare: ' "$W/inner.out"; then
@@ -317,13 +274,10 @@ if [ "$inner_rc" != 0 ]; then
 fi
 result=$(cat "$W/verdict")
 ms() { awk -v k="$1" '$1 == k { print $2 "s" }' "$W/milestones"; }
-# Without carriage returns and systemd's colours.
-tr -d '\r' < "$W/serial.log" | sed -E 's/\x1b\[[0-9;?]*[A-Za-z]//g' > "$W/serial.txt"
+serial_text > "$W/serial.txt"
 
 if [ "$result" != pass ]; then
-  echo "--- last 40 lines of the serial console ---" >&2
-  tail -n 40 "$W/serial.txt" >&2
-  echo "---" >&2
+  console_tail
   errors=$(grep -aE ':(CRIT|MAJ|FATAL) :' "$W/ganesha.log" 2> /dev/null | grep -avE 'dbus|DBUS|krb5|keytab|principal|RADOS' | sed -E 's/^.*\[[a-z_0-9]+\] //' | tail -n 10 || true)
   [ -z "$errors" ] || { echo "ganesha's errors:" >&2; sed 's/^/  /' <<< "$errors" >&2; }
   # FSAL VFS needs open_by_handle_at (CAP_DAC_READ_SEARCH): where the machine forbids it, the server
@@ -335,7 +289,7 @@ if [ "$result" != pass ]; then
   fail "boot: $result (after $(ms boot))"
 else
   ok "boot: '$NODE login:' on ttyS0 after $(ms login)"
-  get() { grep -aoE "IMGBUILD-NETBOOT $1: .*" "$W/serial.txt" | tail -n1 | sed "s/^IMGBUILD-NETBOOT $1: //; s/ *\$//"; }
+  get() { marker IMGBUILD-NETBOOT "$1"; }
   grep -aoE 'IMGBUILD-NETBOOT [a-z-]+: .*' "$W/serial.txt" | sed 's/^/  console: /'
   [ "$(get host)" = "$NODE" ] && ok "hostname is $NODE" || fail "hostname is '$(get host)', not $NODE"
   [ "$(get root)" = "$SERVER:$EXPORT nfs" ] && ok "/ is $SERVER:$EXPORT over nfs" || fail "/ is '$(get root)', not $SERVER:$EXPORT nfs"
@@ -343,12 +297,7 @@ else
     fail "/ is mounted with '$(get root-options)', not vers=$NFS_VERSION"
   [ "$(get cmdline)" = "$cmdline" ] && ok "the kernel ran with tftp/$FOLDER/cmdline.txt" ||
     fail "/proc/cmdline is '$(get cmdline)', not cmdline.txt's"
-  [ "$(get ssh)" = active ] && ok "ssh.service is active" || fail "ssh.service is '$(get ssh)'"
-  [ "$(get failed)" = 0 ] && ok "no failed units" || fail "$(get failed) failed unit(s)"
-  if grep -aqE '\[FAILED\]' "$W/serial.txt"; then
-    grep -aE '\[FAILED\]' "$W/serial.txt" >&2
-    fail "the console shows failed units"
-  fi
+  marker_units IMGBUILD-NETBOOT
   # Written by the node over NFS, as root (no_root_squash), seen in its folder on the host.
   f=$N/var/tmp/imgbuild-netboot-write
   if [ "$(cat "$f" 2> /dev/null)" = "written by $NODE" ] && [ "$(stat -c %u:%g "$f")" = 0:0 ]; then
@@ -358,10 +307,6 @@ else
   fi
 fi
 
-echo "timings: debootstrap ${t_deboot}, imgbuild build ${t_build}s, kernel running $(ms kernel)," \
+echo "timings: debootstrap ${T_DEBOOT}, imgbuild build ${t_build}s, kernel running $(ms kernel)," \
   "NFS root mounted $(ms nfs-root), login prompt $(ms login), marker $(ms marker) (from QEMU's start)"
-if [ "$FAILS" -gt 0 ]; then
-  echo "$FAILS check(s) failed"
-  exit 1
-fi
-echo "all checks passed"
+finish netboot_qemu

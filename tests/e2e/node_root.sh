@@ -17,35 +17,21 @@
 # usage: bash tests/e2e/node_root.sh path/to/imgbuild
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "SKIP: node_root needs root (it unpacks a root with its owners)"; exit 77; }
-for tool in systemd-analyze cloud-init tar bsdtar sha256sum; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed (ci/deps.sh installs it)"; exit 77; }
-done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_root "it unpacks a root with its owners"
+need_tools systemd-analyze cloud-init tar bsdtar sha256sum
 
 export LC_ALL=C.UTF-8
 export SOURCE_DATE_EPOCH=1700000000
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
-SAMPLE=${IMGBUILD_SAMPLE_DIR:-$REPO/build/sample}
+need_sample_base # REPO, SAMPLE
 W=$(mktemp -d /tmp/imgbuild-e2e-node.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
-
-if ! (cd "$REPO" && bash ci/sample-base.sh "$SAMPLE/debian-bookworm-arm64-v2.tar.zst") > "$W/sample.log" 2>&1; then
-  echo "SKIP: ci/sample-base.sh could not make the sample base: $(tail -n1 "$W/sample.log")"
-  exit 77
-fi
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 
 # ---------------------------------------------------------------------------------------------
 # One worker, as a root filesystem tarball.
@@ -174,9 +160,4 @@ else
   fi
 fi
 
-echo
-if [ "$FAILS" -gt 0 ]; then
-  echo "node_root: $FAILS check(s) FAILED"
-  exit 1
-fi
-echo "node_root: all checks passed"
+finish node_root

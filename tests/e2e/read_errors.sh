@@ -19,20 +19,12 @@
 # usage: bash tests/e2e/read_errors.sh path/to/imgbuild      (needs root; exit 77 otherwise)
 set -uo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL - '$1' is not an executable"; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: read_errors needs root (the fixture holds a device node and files owned by 1000)"
-  exit 77
-fi
-for tool in bsdtar sfdisk xz zip debugfs dumpe2fs e2fsck perl mkfs.vfat mcopy mke2fs sha256sum; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_root "the fixture holds a device node and files owned by 1000"
+need_tools bsdtar sfdisk xz zip debugfs dumpe2fs e2fsck perl mkfs.vfat mcopy mke2fs sha256sum
 
 export LC_ALL=C.UTF-8
 W=$(mktemp -d /tmp/imgbuild-e2e-readerr.XXXXXX)

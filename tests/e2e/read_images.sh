@@ -18,21 +18,13 @@
 # usage: bash tests/e2e/read_images.sh path/to/imgbuild      (needs root; exit 77 otherwise)
 set -uo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL - '$1' is not an executable"; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
 MAKE_IMAGE=$HERE/../fixtures/make-image.sh
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: read_images needs root (the fixtures hold a device node and files owned by 1000)"
-  exit 77
-fi
-for tool in bsdtar sfdisk blkid jq xz zstd gzip bzip2 zip getfattr setfattr mkfs.vfat mcopy mke2fs mknod sha256sum; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+need_root "the fixtures hold a device node and files owned by 1000"
+need_tools bsdtar sfdisk blkid jq xz zstd gzip bzip2 zip getfattr setfattr mkfs.vfat mcopy mke2fs mknod sha256sum
 
 export LC_ALL=C.UTF-8
 unset SOURCE_DATE_EPOCH

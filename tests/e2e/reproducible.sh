@@ -10,26 +10,18 @@
 # usage: bash tests/e2e/reproducible.sh path/to/imgbuild
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
-for tool in tar bsdtar sha256sum touch; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_tools tar bsdtar sha256sum touch
 
 export LC_ALL=C.UTF-8
 W=$(mktemp -d /tmp/imgbuild-e2e-repro.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 
 EPOCH=1700000000
 BASE_TIME=1600000000
@@ -137,9 +129,4 @@ else
   echo "skip - the other-CPU-count run needs root and unshare"
 fi
 
-echo
-if [ "$FAILS" -gt 0 ]; then
-  echo "reproducible: $FAILS check(s) FAILED" >&2
-  exit 1
-fi
-echo "reproducible: all checks passed"
+finish reproducible

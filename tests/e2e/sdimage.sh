@@ -28,21 +28,13 @@
 # usage: bash tests/e2e/sdimage.sh path/to/imgbuild     (needs root: fixtures, setpriv; exit 77 otherwise)
 set -uo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL - '$1' is not an executable"; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
 MAKE_IMAGE=$HERE/../fixtures/make-image.sh
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: sdimage needs root (fixtures hold a device node and uid 1000 files; setpriv to nobody)"
-  exit 77
-fi
-for tool in sfdisk jq e2fsck debugfs getfattr fsck.fat mcopy mdir mtype blkid bsdtar bmaptool setpriv mkfs.vfat mke2fs setfattr sha256sum cmp dd od; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+need_root "fixtures hold a device node and uid 1000 files; setpriv to nobody"
+need_tools sfdisk jq e2fsck debugfs getfattr fsck.fat mcopy mdir mtype blkid bsdtar bmaptool setpriv mkfs.vfat mke2fs setfattr sha256sum cmp dd od
 
 export LC_ALL=C.UTF-8
 unset SOURCE_DATE_EPOCH

@@ -18,18 +18,13 @@
 # usage: bash tests/e2e/sdimage_guestfs.sh path/to/imgbuild
 set -uo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL - '$1' is not an executable"; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (the fixture holds a device node and files of uid 1000)"; exit 77; }
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_root "the fixture holds a device node and files of uid 1000"
 command -v virt-ls > /dev/null || { echo "SKIP: virt-ls is not installed (Debian package libguestfs-tools)"; exit 77; }
-for tool in python3 sfdisk mkfs.vfat mcopy mke2fs; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+need_tools python3 sfdisk mkfs.vfat mcopy mke2fs
 
 export LC_ALL=C.UTF-8 LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 W=$(mktemp -d /tmp/imgbuild-e2e-sdguestfs.XXXXXX)

@@ -11,15 +11,11 @@
 # usage: bash tests/e2e/symlink_escape.sh path/to/imgbuild
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
-for tool in tar bsdtar sha256sum; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_tools tar bsdtar sha256sum
 
 export LC_ALL=C.UTF-8
 OUT1=/tmp/outside
@@ -34,12 +30,8 @@ if [ -e "$OUT1" ] || [ -e "$OUT2" ]; then
   exit 77
 fi
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 
 # The base tree. /tmp/outside exists in the tarball base; in the folder base it does not, so the
 # steps must create it in the image.
@@ -163,9 +155,4 @@ for src in tarball folder; do
   fi
 done
 
-echo
-if [ "$FAILS" -gt 0 ]; then
-  echo "symlink_escape: $FAILS check(s) FAILED" >&2
-  exit 1
-fi
-echo "symlink_escape: all checks passed"
+finish symlink_escape

@@ -16,19 +16,12 @@
 # usage: bash tests/e2e/tar_roundtrip.sh path/to/imgbuild      (needs root; exit 77 otherwise)
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: tar_roundtrip needs root (mknod, chown, setcap, dir output)"
-  exit 77
-fi
-for tool in bsdtar tar getfattr setfattr setcap getcap setpriv mknod mkfifo truncate dd sha256sum; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_root "mknod, chown, setcap, dir output"
+need_tools bsdtar tar getfattr setfattr setcap getcap setpriv mknod mkfifo truncate dd sha256sum
 HAVE_ACL=0
 if command -v setfacl > /dev/null && command -v getfacl > /dev/null; then HAVE_ACL=1; fi
 
@@ -38,12 +31,8 @@ W=$(mktemp -d /tmp/imgbuild-e2e-roundtrip.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 chmod 755 "$W" # user nobody reads the fixtures later
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 # same LABEL FILE_A FILE_B: the two files are equal, or a failure showing the diff.
 same() {
   if diff -u "$2" "$3" > "$W/diff.txt"; then
@@ -312,9 +301,4 @@ EOF
   [ -z "$left" ] && ok "$FIX: no temp files left" || fail "$FIX: temp files left behind: $left"
 done
 
-echo
-if [ "$FAILS" -gt 0 ]; then
-  echo "tar_roundtrip: $FAILS check(s) FAILED" >&2
-  exit 1
-fi
-echo "tar_roundtrip: all checks passed"
+finish tar_roundtrip

@@ -11,25 +11,18 @@
 # usage: bash tests/e2e/validate_errors.sh path/to/imgbuild
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL: '$1' is not an executable" >&2; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-command -v tar > /dev/null || { echo "SKIP: 'tar' is not installed"; exit 77; }
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
+need_tools tar
 
 export LC_ALL=C.UTF-8
 W=$(mktemp -d /tmp/imgbuild-e2e-validate.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 
-FAILS=0
-ok() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*" >&2
-  FAILS=$((FAILS + 1))
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 
 # Layout: $W/recipes/{broken,fixed}.yaml, base.tar beside them, $W/overlay (the files step's src),
 # and the empty folder $W/run that imgbuild runs in.
@@ -106,9 +99,4 @@ nothing_written "dry run"
 run 0 "control: validate ../recipes/fixed.yaml" validate ../recipes/fixed.yaml
 nothing_written "control: validate"
 
-echo
-if [ "$FAILS" -gt 0 ]; then
-  echo "validate_errors: $FAILS check(s) FAILED" >&2
-  exit 1
-fi
-echo "validate_errors: all checks passed"
+finish validate_errors

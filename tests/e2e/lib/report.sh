@@ -1,6 +1,9 @@
 # shellcheck shell=bash
-# Sourced by the QEMU boot tests: how a check reports. ok and fail print one line each (failures to
-# stderr) and fail counts into FAILS; die reports a failure the test cannot go on after, and exits 1.
+# Sourced by the end-to-end scripts that report to stderr (the QEMU boot tests through lib/qemu.sh,
+# and tar_roundtrip, reproducible, validate_errors, symlink_escape, download, containerd_debs,
+# demo_recipes, node_root): how a check reports. ok and fail print one line each (failures to stderr)
+# and fail counts into FAILS; die reports a failure the test cannot go on after, and exits 1.
+# finish NAME prints the summary line and exits: 1 when a check failed (the line on stderr), else 0.
 
 FAILS=0
 ok() { echo "ok   - $*"; }
@@ -11,4 +14,13 @@ fail() {
 die() {
   echo "FAIL - $*" >&2
   exit 1
+}
+finish() {
+  echo
+  if [ "$FAILS" -gt 0 ]; then
+    echo "$1: $FAILS check(s) FAILED" >&2
+    exit 1
+  fi
+  echo "$1: all checks passed"
+  exit 0
 }
