@@ -6,6 +6,7 @@
 #     each followed by `sync` (otherwise the page cache hides most of cp's writing); target < 0.1;
 #   - disk: `du` of imgbuild's output vs. of the copies (du counts a hardlinked file once); target < 0.1;
 #   - a second imgbuild build with nothing changed (in-place update: should write nothing);
+#   - the same two ratios with share: export (one read-only /usr export instead of links per node);
 #   - for scale, `cp -al` of the root once per node: every file a hardlink, no data written. Any
 #     design with a tree of names per node (as hardlinks from a store are) costs at least that.
 # imgbuild runs twice (before and after the copies; the faster run counts, as the machine may be
@@ -111,21 +112,24 @@ bytes=$(du -sb "$R" | cut -f1)
   echo "outputs:"
   echo "  - netboot: {server: 10.0.255.254, subnet: 10.0.0.0/16}"
 } > "$work/recipe.yaml"
+sed 's/^  - netboot: {\(.*\)}$/  - netboot: {\1, share: export}/' "$work/recipe.yaml" > "$work/export.yaml"
 
 # ---- measure --------------------------------------------------------------------------------------
 # imgbuild before and after the copies (the better of the two counts: the machine may be shared), and
 # nothing is deleted until the end: a filesystem is slower to create files right after mass deletes.
-run_imgbuild() { # OUT
+run_imgbuild() { # OUT [RECIPE]
   sync
   local t0 t1
   t0=$(now)
-  "$IMGBUILD" -q --out "$1" "$work/recipe.yaml" || { echo "bench-netboot: imgbuild failed" >&2; exit 1; }
+  "$IMGBUILD" -q --out "$1" "${2:-$work/recipe.yaml}" || { echo "bench-netboot: imgbuild failed" >&2; exit 1; }
   sync
   t1=$(now)
   secs "$t0" "$t1"
 }
 img1_s=$(run_imgbuild "$work/out1") || exit 1
 img_du=$(du -s --block-size=1 "$work/out1" | cut -f1)
+exp1_s=$(run_imgbuild "$work/exp1" "$work/export.yaml") || exit 1
+exp_du=$(du -s --block-size=1 "$work/exp1" | cut -f1)
 
 sync
 mkdir -p "$work/cp"
@@ -151,7 +155,9 @@ links_s=$(secs "$t0" "$t1")
 
 img2_s=$(run_imgbuild "$work/out2") || exit 1
 again_s=$(run_imgbuild "$work/out2") || exit 1
+exp2_s=$(run_imgbuild "$work/exp2" "$work/export.yaml") || exit 1
 img_s=$(awk -v a="$img1_s" -v b="$img2_s" 'BEGIN { print (a < b ? a : b) }')
+exp_s=$(awk -v a="$exp1_s" -v b="$exp2_s" 'BEGIN { print (a < b ? a : b) }')
 
 t_ratio=$(ratio "$img_s" "$cp_s")
 d_ratio=$(ratio "$img_du" "$cp_du")
@@ -162,4 +168,6 @@ echo "time ratio:                      $t_ratio ($(verdict "$t_ratio"))"
 echo "  for scale: cp -al x $NODES (hardlinks only, no data; the floor of a tree of names per node): ${links_s} s, ratio $(ratio "$links_s" "$cp_s")"
 echo "disk ratio:                      $d_ratio ($(verdict "$d_ratio"))"
 echo "imgbuild again, nothing changed: ${again_s} s"
+echo "share: export (one /usr export):  ${exp_s} s   $((exp_du >> 20)) MiB   (runs: ${exp1_s} s, ${exp2_s} s)"
+echo "  time ratio $(ratio "$exp_s" "$cp_s") ($(verdict "$(ratio "$exp_s" "$cp_s")")), disk ratio $(ratio "$exp_du" "$cp_du") ($(verdict "$(ratio "$exp_du" "$cp_du")"))"
 echo "(removing the copies now; that takes a while)"

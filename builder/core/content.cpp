@@ -100,6 +100,7 @@ public:
     }
 
     std::string describe() const override { return "host file '" + m_path + "'"; }
+    std::string host_path() const override { return m_path; }
 
 private:
     // The data runs of the open file. A file with as many blocks as bytes has no holes: that saves

@@ -30,6 +30,9 @@ public:
     virtual void for_each_chunk(const std::function<void(uint64_t offset, const char*, size_t)>& sink) const;
     // For messages: "host file 'overlays/x'", "text from the recipe".
     virtual std::string describe() const = 0;
+    // The host file that holds exactly these bytes, for writers that copy it inside the kernel; ""
+    // when there is none (content in memory, in an image, in a spool).
+    virtual std::string host_path() const { return ""; }
 };
 
 using ContentRef = std::shared_ptr<const Content>;

@@ -51,6 +51,9 @@ struct FolderOptions {
     // Threads that create the entries of one folder (FolderSync); the store, the copies and the
     // content sums are shared between them.
     int threads = 1;
+    // A stored folder whose contents FolderSync leaves out (the folder itself is written): a mount
+    // point that something else fills. Nothing below it may be hardlinked from outside it.
+    std::string leave_out;
 };
 
 // Throws, before anything is written, when the builder is not root and `tree` holds entries that only

@@ -315,8 +315,8 @@ std::string_view folder_of(const std::string& host) { return std::string_view(ho
 // the build has not hashed yet (a node's first folder: every file; later ones: their own few).
 void FolderSync::hash_contents(const Tree& tree) {
     std::vector<const Entry*> files;
-    tree.walk([&](const std::string&, const Entry& e) {
-        if (e.type == FileType::Regular && e.size() > 0) files.push_back(&e);
+    tree.walk([&](const std::string& p, const Entry& e) {
+        if (e.type == FileType::Regular && e.size() > 0 && !left_out(p)) files.push_back(&e);
     });
     std::vector<std::pair<size_t, size_t>> batches;
     for (size_t i = 0; i < files.size(); i += 16) batches.emplace_back(i, std::min(i + 16, files.size()));
@@ -345,6 +345,7 @@ void FolderSync::write(const Tree& tree) {
 
     tree.walk([&](const std::string& p, const Entry& stored) {
         check_interrupted();
+        if (left_out(p)) return;
         const std::string* leader = leaders.link_to(p, stored);
         const Entry& e = leaders.object(p, stored);
         bool group = stored.type == FileType::Hardlink || stored.hardlinked;

@@ -104,6 +104,10 @@ private:
         bool unlink_first = false; // the target is a non-folder where a folder goes
     };
     void hash_contents(const Tree& tree);
+    bool left_out(std::string_view p) const {
+        const std::string& lo = m_options.leave_out;
+        return !lo.empty() && p.size() > lo.size() && p[lo.size()] == '/' && p.starts_with(lo);
+    }
     std::string host_of(std::string_view stored) const { return stored == "/" ? m_dest : m_dest + std::string(stored); }
     std::string temp_beside(const std::string& target);
     void verify_folders_above(const std::string& stored);

@@ -19,18 +19,18 @@
 // tftp_root/.store (named by sha256) and hardlinked into every node's folder, plus the node's own
 // cmdline.txt booting from NFS. NFS: the node's tree without the boot folder's files (the mount point
 // stays), fstab without the SD partitions, swap and resize services masked, its own machine-id and
-// no shared random-seed; with share: auto the
-// regular files of the system folders are hardlinked from nfs_root/.store (package managers replace
-// those by rename, so a node's upgrade never writes through to the others), and so are apt's package
-// lists (/var/lib/apt/lists/*, but its lock file) and downloaded packages (/var/cache/apt/archives/
-// *.deb), which apt also only ever replaces by rename from partial/; everything else is a
-// copy of the node's own, reflinked where the filesystem can. With share: export a merged /usr is
-// written once, as nfs_root/.usr, exported read-only, and mounted by every node from its fstab (which
-// Debian's initramfs does before it starts init); the node roots hold /usr only as the mount point.
-// Each node then costs a few thousand names instead of tens of thousands, but no node can install
-// packages, and every node must have the same /usr (a node step that writes there is an error). Real owners need root: without it the
-// output stops before writing anything. A node without the mac (or serial) its folder is named by is
-// a recipe error, reported when the recipe is checked.
+// no shared random-seed. With share: auto the regular files of the system folders are hardlinked
+// from nfs_root/.store (package managers replace those by rename, so a node's upgrade never writes
+// through to the others), and so are apt's package lists (/var/lib/apt/lists/*, but its lock file)
+// and downloaded packages (/var/cache/apt/archives/*.deb), which apt also only ever replaces by
+// rename from partial/; everything else is a copy of the node's own, reflinked where the filesystem
+// can. With share: export a merged /usr is written once, as nfs_root/.usr, exported read-only, and
+// mounted by every node from its fstab (which Debian's initramfs does before it starts init); the
+// node roots hold /usr only as the mount point. Each node then costs a few thousand names instead of
+// tens of thousands, but no node can install packages, and every node must have the same /usr (a
+// node step that writes there is an error). Real owners need root: without it the output stops
+// before writing anything. A node without the mac (or serial) its folder is named by is a recipe
+// error, reported when the recipe is checked.
 //
 // Updates in place (outputs/folder_sync.hpp). The folders live on between builds, and the nodes write
 // into their roots (logs, home folders, packages). So a node's folders that do not exist yet are
@@ -422,12 +422,18 @@ private:
 
     // share: export. The node's /usr must be the first node's: that one is written (as the folder
     // nfs_root/.usr, updated in place like a node's, with its manifest .manifests/.usr) and exported
-    // to all. The node's root keeps /usr empty, as the mount point of the fstab line added here.
+    // to all. The node's root keeps /usr empty (its writer leaves /usr's contents out), as the mount
+    // point of the fstab line added here.
     void serve_usr(Tree& root, const std::string& node, Staging& staging, BuildState& st, const OutputWriteEnv& env) const {
         for (const char* d : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"})
             if (const Entry* e = root.get(d); e && e->is_dir())
                 throw Error(what() + ": share: export mounts /usr alone, from the initramfs, which needs a merged /usr, but '" +
                             d + "' is a folder here, not a link into /usr (usrmerge); use share: auto");
+        root.walk([&](const std::string& p, const Entry& e) {
+            if (e.type == FileType::Hardlink && path::is_within(e.link, "/usr") != path::is_within(p, "/usr"))
+                throw Error(what() + ": share: export serves /usr apart from the root, but '" + p + "' is a hardlink to '" +
+                            e.link + "' across it; use share: auto");
+        });
         const Entry* usr = root.get("/usr");
         if (!usr || !usr->is_dir()) throw Error(what() + ": share: export serves /usr, but the tree has no /usr folder");
 
@@ -474,7 +480,6 @@ private:
             fo.copies = &st.copies;
             sync_folder(rel, t, fo, dest, fresh, st, uw);
         }
-        for (const auto& child : root.children("/usr")) root.remove("/usr/" + child);
         std::string old = text::read_or_empty(root, "/etc/fstab");
         text::write_if_changed(root, "/etc/fstab", netboot::fstab_with_usr(old, m_o), 0644, env.now);
     }
@@ -499,6 +504,7 @@ private:
         FolderOptions fo;
         fo.threads = env.threads;
         fo.copies = &st.copies;
+        if (m_o.share == netboot::Share::Export) fo.leave_out = "/usr";
         if (m_o.share != netboot::Share::None) {
             open_store(st.nfs_store, st.nfs_store_in_place, m_o.nfs_root + "/.store", staging, st);
             // Stored paths are resolved ones: on a usrmerge system /bin is a link and its files are

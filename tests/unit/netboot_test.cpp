@@ -317,6 +317,11 @@ TEST_CASE("netboot share: export mounts one /usr", "[netboot]") {
                       "output 'netboot': share: export serves one /usr to every node, but node 'w2' and node 'w1' differ at "
                       "'/usr/bin/tool'; keep what differs per node outside /usr, or use share: auto");
     CHECK(std::filesystem::is_empty(out2.path()));
+    Tree crossing = tree.fork("crossing");
+    crossing.link("/etc/tool", "/usr/bin/tool");
+    CHECK_THROWS_WITH(build(crossing, crossing, out2.path()),
+                      "output 'netboot': share: export serves /usr apart from the root, but '/etc/tool' is a hardlink to "
+                      "'/usr/bin/tool' across it; use share: auto");
     Tree split = make(false);
     CHECK_THROWS_WITH(build(split, split, out2.path()),
                       "output 'netboot': share: export mounts /usr alone, from the initramfs, which needs a merged /usr, but "
