@@ -19,6 +19,10 @@
 # 10.0.2.2:/srv/nfs/netnode over NFSv3, its own host name, no failed unit, and a file it wrote
 # appears, owned by root, in nfs/netnode/ on the host.
 #
+# share: the recipe's is auto (every /usr file a hardlink into nfs/.store); with
+# IMGBUILD_NETBOOT_SHARE=export (ctest: e2e.netboot_qemu_export) /usr is nfs/.usr, served as a second,
+# read-only export, and the node must show it mounted read-only at /usr from the initramfs on.
+#
 # NFS version: the recipe's nfs_version is 3 (override: IMGBUILD_NETBOOT_NFS_VERSION=4). Debian's
 # initramfs mounts root=/dev/nfs with klibc's nfsmount, which knows NFSv2 and v3 only: with 4 it
 # stops at "nfsmount: bad NFS version '4'".
@@ -39,6 +43,8 @@ ROOT_VERSION=bookworm-amd64-minbase-kernel-v1
 BOOT_TIMEOUT=${IMGBUILD_BOOT_TIMEOUT:-600}
 LOADER=${IMGBUILD_NETBOOT_LOADER:-pxe}
 NFS_VERSION=${IMGBUILD_NETBOOT_NFS_VERSION:-3}
+SHARE=${IMGBUILD_NETBOOT_SHARE:-auto}
+USR_EXPORT=/srv/nfs/.usr # share: export: export_base/.usr
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF=$HERE/$(basename "${BASH_SOURCE[0]}")
@@ -78,14 +84,29 @@ if [ "${1:-}" = --serve-and-boot ]; then
     exit 77
   fi
 
-  # ganesha, from the generated exports line: its path as the NFS path clients mount (v3 MOUNT and
-  # v4 alike: Mount_Path_Pseudo), rw and no_root_squash as the line says.
-  line=$(awk -v p="$EXPORT" '$1 == p' "$W/out/netboot/exports")
-  opts=$(sed -E 's/^[^ ]+ +[^(]*\(([^)]*)\).*/\1/' <<< "$line")
-  access=RO
-  [[ ",$opts," == *,rw,* ]] && access=RW
-  squash=Root_Squash
-  [[ ",$opts," == *,no_root_squash,* ]] && squash=No_Root_Squash
+  # ganesha, from the generated exports lines: each one's path as the NFS path clients mount (v3
+  # MOUNT and v4 alike: Mount_Path_Pseudo), rw or ro and no_root_squash as the line says.
+  ganesha_export() { # ID EXPORT_PATH FOLDER
+    local line opts access=RO squash=Root_Squash
+    line=$(awk -v p="$2" '$1 == p' "$W/out/netboot/exports")
+    opts=$(sed -E 's/^[^ ]+ +[^(]*\(([^)]*)\).*/\1/' <<< "$line")
+    [[ ",$opts," == *,rw,* ]] && access=RW
+    [[ ",$opts," == *,no_root_squash,* ]] && squash=No_Root_Squash
+    echo "nfs: $2 ($access, $squash) from out/nfs/$3" >&2
+    cat << EOF
+EXPORT {
+    Export_Id = $1;
+    Path = "$W/out/nfs/$3";
+    Pseudo = "$2";
+    Access_Type = $access;
+    Squash = $squash;
+    Protocols = 3, 4;
+    Transports = TCP, UDP;
+    SecType = sys;
+    FSAL { Name = VFS; }
+}
+EOF
+  }
   mkdir -p "$W/ganesha-recovery"
   cat > "$W/ganesha.conf" << EOF
 NFS_CORE_PARAM {
@@ -99,19 +120,10 @@ NFSV4 {
     RecoveryRoot = "$W/ganesha-recovery";
 }
 NFS_KRB5 { Active_krb5 = false; }
-EXPORT {
-    Export_Id = 1;
-    Path = "$W/out/nfs/$NODE";
-    Pseudo = "$EXPORT";
-    Access_Type = $access;
-    Squash = $squash;
-    Protocols = 3, 4;
-    Transports = TCP, UDP;
-    SecType = sys;
-    FSAL { Name = VFS; }
-}
 LOG { Default_Log_Level = EVENT; }
 EOF
+  ganesha_export 1 "$EXPORT" "$NODE" >> "$W/ganesha.conf"
+  if [ "$SHARE" = export ]; then ganesha_export 2 "$USR_EXPORT" .usr >> "$W/ganesha.conf"; fi
   ganesha.nfsd -F -f "$W/ganesha.conf" -L "$W/ganesha.log" -p "$W/ganesha.pid" > "$W/ganesha.out" 2>&1 &
   PIDS+=($!)
   ganesha_pid=$!
@@ -131,7 +143,7 @@ EOF
     echo "SKIP: nfs-ganesha does not serve NFSv3 on 127.0.0.1 here (errors above)"
     exit 77
   fi
-  echo "nfs: ganesha $(ganesha.nfsd -v 2> /dev/null | grep -oE "V[0-9][0-9.]*" | head -n1) serves $EXPORT ($access, $squash) from out/nfs/$NODE"
+  echo "nfs: ganesha $(ganesha.nfsd -v 2> /dev/null | grep -oE "V[0-9][0-9.]*" | head -n1) serves them"
 
   # The boot.
   cmdline=$(tr '\n' ' ' < "$W/out/tftp/$FOLDER/cmdline.txt" | sed 's/ *$//')
@@ -196,6 +208,7 @@ fi
 e2e_args "$@"
 need_root "debootstrap; real owners in the NFS root; namespaces"
 case $LOADER in pxe | kernel) ;; *) echo "FAIL - IMGBUILD_NETBOOT_LOADER is '$LOADER', not pxe or kernel"; exit 1 ;; esac
+case $SHARE in auto | export) ;; *) echo "FAIL - IMGBUILD_NETBOOT_SHARE is '$SHARE', not auto or export"; exit 1 ;; esac
 export LC_ALL=C.UTF-8
 
 apt_need qemu-system-x86_64 qemu-system-x86
@@ -216,7 +229,7 @@ boot_root "$ROOT_VERSION" linux-image-amd64 systemd-sysv openssh-server udev kmo
 
 # --- 3. Build the node's TFTP folder and NFS root, and look at them --------------------------------
 t0=$(now)
-"$IMGBUILD" --out "$W/out" --set "base_tarball=$TARBALL" --set "nfs_version=$NFS_VERSION" \
+"$IMGBUILD" --out "$W/out" --set "base_tarball=$TARBALL" --set "nfs_version=$NFS_VERSION" --set "share=$SHARE" \
   "$HERE/netboot_node/recipe.yaml" > "$W/build.log" 2>&1 ||
   { cat "$W/build.log" >&2; die "imgbuild could not build tests/e2e/netboot_node/recipe.yaml"; }
 t_build=$(secs "$t0" "$(now)")
@@ -255,6 +268,13 @@ if grep -q PARTUUID "$N/etc/fstab"; then fail "nfs/$NODE/etc/fstab still mounts 
 fi
 [ -d "$N/boot/firmware" ] && [ -z "$(ls -A "$N/boot/firmware")" ] && ok "nfs/$NODE/boot/firmware is an empty mount point" ||
   fail "nfs/$NODE/boot/firmware is missing or not empty"
+if [ "$SHARE" = export ]; then
+  [ -d "$N/usr" ] && [ -z "$(ls -A "$N/usr")" ] && ok "share: export: nfs/$NODE/usr is an empty mount point" ||
+    fail "share: export: nfs/$NODE/usr is missing or not empty"
+  [ -x "$W/out/nfs/.usr/lib/systemd/systemd" ] && ok "share: export: nfs/.usr holds /usr" || fail "share: export: nfs/.usr/lib/systemd/systemd is missing"
+  grep -qE "^$USR_EXPORT\s+\*\(ro," "$W/out/netboot/exports" && ok "exports serves $USR_EXPORT read-only" ||
+    fail "exports has no read-only line for $USR_EXPORT: $(cat "$W/out/netboot/exports")"
+fi
 
 # --- 4. Serve and boot, in namespaces of our own ------------------------------------------------
 echo "boot: $LOADER (qemu-system-x86_64 -accel tcg), NFS from nfs-ganesha over loopback as $SERVER"
@@ -295,6 +315,12 @@ else
   [ "$(get root)" = "$SERVER:$EXPORT nfs" ] && ok "/ is $SERVER:$EXPORT over nfs" || fail "/ is '$(get root)', not $SERVER:$EXPORT nfs"
   [[ ",$(get root-options)," == *,vers=$NFS_VERSION,* ]] && ok "/ is mounted with vers=$NFS_VERSION" ||
     fail "/ is mounted with '$(get root-options)', not vers=$NFS_VERSION"
+  if [ "$SHARE" = export ]; then
+    [ "$(get usr)" = "$SERVER:$USR_EXPORT nfs" ] && ok "/usr is $SERVER:$USR_EXPORT over nfs" || fail "/usr is '$(get usr)', not $SERVER:$USR_EXPORT nfs"
+    [[ ",$(get usr-options)," == *,ro,* ]] && ok "/usr is mounted read-only" || fail "/usr is mounted with '$(get usr-options)', not ro"
+  else
+    [ "$(get usr)" = "in the root" ] && ok "/usr is part of the root" || fail "/usr is '$(get usr)', not part of the root"
+  fi
   [ "$(get cmdline)" = "$cmdline" ] && ok "the kernel ran with tftp/$FOLDER/cmdline.txt" ||
     fail "/proc/cmdline is '$(get cmdline)', not cmdline.txt's"
   marker_units IMGBUILD-NETBOOT
