@@ -203,8 +203,9 @@ void FileStore::discard_added() noexcept {
 }
 
 size_t FileStore::collect_garbage() {
-    std::vector<std::string> unused;
-    // The store's folders, and the store itself for files an older layout put there directly.
+    std::vector<std::string> unused, folders;
+    // Files in `dir` nothing links any more, and leftovers of a killed build; in the store itself,
+    // also its "ab" folders, looked into after it (an older layout put files there directly).
     auto look_in = [&](const std::string& dir, bool top) {
         DIR* d = ::opendir(dir.c_str());
         if (!d) return;
@@ -213,22 +214,12 @@ size_t FileStore::collect_garbage() {
             std::string_view name = de->d_name;
             struct stat st {};
             if (name == "." || name == ".." || ::lstat(p.c_str(), &st) != 0) continue;
-            if (top && S_ISDIR(st.st_mode) && name.size() == 2) {
-                unused.push_back(p + "/"); // looked into below
-                continue;
-            }
-            bool leftover = name.ends_with(".imgbuild-tmp"); // of a killed build
-            if (S_ISREG(st.st_mode) && (st.st_nlink == 1 || leftover)) unused.push_back(p);
+            if (top && S_ISDIR(st.st_mode) && name.size() == 2) folders.push_back(p);
+            else if (S_ISREG(st.st_mode) && (st.st_nlink == 1 || name.ends_with(".imgbuild-tmp"))) unused.push_back(p);
         }
         ::closedir(d);
     };
     look_in(m_dir, true);
-    std::vector<std::string> folders;
-    std::erase_if(unused, [&](const std::string& p) {
-        if (!p.ends_with('/')) return false;
-        folders.push_back(p.substr(0, p.size() - 1));
-        return true;
-    });
     for (const auto& f : folders) look_in(f, false);
     for (const auto& p : unused)
         if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw Error(errno_message("remove '" + p + "'", errno));
