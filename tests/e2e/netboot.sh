@@ -27,21 +27,13 @@
 # usage: bash tests/e2e/netboot.sh path/to/imgbuild     (needs root; exit 77 otherwise)
 set -uo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 path/to/imgbuild" >&2
-  exit 2
-fi
-IMGBUILD=$(realpath "$1")
-[ -x "$IMGBUILD" ] || { echo "FAIL - '$1' is not an executable"; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/common.sh
+. "$HERE/lib/common.sh"
+e2e_args "$@"
 MAKE_IMAGE=$HERE/../fixtures/make-image.sh
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: netboot needs root (real owners in the NFS roots; setpriv to nobody)"
-  exit 77
-fi
-for tool in dnsmasq setpriv getfattr setfattr stat find sfdisk mkfs.vfat mcopy mke2fs; do
-  command -v "$tool" > /dev/null || { echo "SKIP: '$tool' is not installed"; exit 77; }
-done
+need_root "real owners in the NFS roots; setpriv to nobody; a private mount namespace"
+need_tools dnsmasq setpriv getfattr setfattr stat find sfdisk mkfs.vfat mcopy mke2fs unshare
 
 export LC_ALL=C.UTF-8
 unset SOURCE_DATE_EPOCH

@@ -64,6 +64,13 @@ std::string slurp(const std::string& p) {
     return ss.str();
 }
 
+// `e` owned by the builder, so that the output can write it without root.
+Entry mine(Entry e) {
+    e.uid = ::geteuid();
+    e.gid = ::getegid();
+    return e;
+}
+
 ino_t inode(const std::string& p) {
     struct stat st {};
     REQUIRE(::lstat(p.c_str(), &st) == 0);
@@ -169,12 +176,6 @@ TEST_CASE("netboot options are checked, each error at its value", "[netboot]") {
 }
 
 TEST_CASE("netboot writes per-node TFTP folders and NFS roots sharing what may be shared", "[netboot]") {
-    uint32_t uid = ::geteuid(), gid = ::getegid();
-    auto mine = [&](Entry e) {
-        e.uid = uid;
-        e.gid = gid;
-        return e;
-    };
     Tree tree;
     tree.put("/", mine(dir()));
     for (const char* d : {"/boot", "/boot/firmware", "/boot/firmware/overlays", "/usr", "/usr/bin", "/etc", "/var", "/var/lib",
@@ -259,12 +260,6 @@ TEST_CASE("netboot share: export mounts one /usr", "[netboot]") {
     std::string without = netboot::exports(o, {{"w1", "", "", "", ""}});
     CHECK(ex.find(without.substr(without.find("/srv/nfs/w1"))) != std::string::npos);
 
-    uint32_t uid = ::geteuid(), gid = ::getegid();
-    auto mine = [&](Entry e) {
-        e.uid = uid;
-        e.gid = gid;
-        return e;
-    };
     auto make = [&](bool merged) {
         Tree tree;
         tree.put("/", mine(dir()));
@@ -426,12 +421,6 @@ TEST_CASE("netboot updates existing folders in place and keeps a node that left 
         Quiet() { log::set_level(log::Level::Quiet); }
         ~Quiet() { log::set_level(log::Level::Normal); }
     } quiet;
-    uint32_t uid = ::geteuid(), gid = ::getegid();
-    auto mine = [&](Entry e) {
-        e.uid = uid;
-        e.gid = gid;
-        return e;
-    };
     Tree tree;
     tree.put("/", mine(dir()));
     for (const char* d : {"/boot", "/usr", "/usr/bin", "/etc", "/var", "/var/log"}) tree.put(d, mine(dir()));
