@@ -131,27 +131,22 @@ img_du=$(du -s --block-size=1 "$work/out1" | cut -f1)
 exp1_s=$(run_imgbuild "$work/exp1" "$work/export.yaml") || exit 1
 exp_du=$(du -s --block-size=1 "$work/exp1" | cut -f1)
 
-sync
-mkdir -p "$work/cp"
-t0=$(now)
-for i in $(seq 1 "$NODES"); do
-  cp -a "$R" "$work/cp/node-$i" || exit 1
-done
-sync
-t1=$(now)
-cp_s=$(secs "$t0" "$t1")
+copy_per_node() { # DIR CP_OPTION: the root copied once per node into DIR; prints the seconds, sync included
+  mkdir -p "$1"
+  sync
+  local t0 t1 i
+  t0=$(now)
+  for i in $(seq 1 "$NODES"); do
+    cp "$2" "$R" "$1/node-$i" || { echo "bench-netboot: cp $2 failed" >&2; exit 1; }
+  done
+  sync
+  t1=$(now)
+  secs "$t0" "$t1"
+}
+cp_s=$(copy_per_node "$work/cp" -a) || exit 1
 cp_du=$(du -s --block-size=1 "$work/cp" | cut -f1)
-
 # The floor of any tree of names per node: `cp -al` links every file, writes no data.
-mkdir -p "$work/links"
-sync
-t0=$(now)
-for i in $(seq 1 "$NODES"); do
-  cp -al "$R" "$work/links/node-$i" || exit 1
-done
-sync
-t1=$(now)
-links_s=$(secs "$t0" "$t1")
+links_s=$(copy_per_node "$work/links" -al) || exit 1
 
 img2_s=$(run_imgbuild "$work/out2") || exit 1
 again_s=$(run_imgbuild "$work/out2") || exit 1

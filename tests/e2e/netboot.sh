@@ -43,13 +43,8 @@ trap 'rm -rf "$W"' EXIT
 chmod 755 "$W" # user nobody reads the recipe and the fixture
 export IMGBUILD_CACHE=$W/cache
 
-FAILS=0
-ok() { echo "ok - $*"; }
-fail() {
-  echo "FAIL - $*"
-  FAILS=$((FAILS + 1))
-}
-eq() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 ino() { stat -c %i "$1" 2> /dev/null || echo "missing:$1"; }
 no_files() { # LABEL DIR
   local left
@@ -265,8 +260,4 @@ eq "prefix none with 4 nodes: exit code" "$?" 1
 grep -q "prefix: none serves one node" "$W/none.err" && ok "prefix none: says why" || fail "prefix none: $(head -c 400 "$W/none.err")"
 no_files "prefix none" "$W/none-out"
 
-if [ "$FAILS" -gt 0 ]; then
-  echo "$FAILS check(s) failed"
-  exit 1
-fi
-echo "all netboot checks passed"
+finish netboot

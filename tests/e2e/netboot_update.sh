@@ -33,13 +33,8 @@ W=$(mktemp -d /tmp/imgbuild-e2e-netboot-update.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 export IMGBUILD_CACHE=$W/cache
 
-FAILS=0
-ok() { echo "ok - $*"; }
-fail() {
-  echo "FAIL - $*"
-  FAILS=$((FAILS + 1))
-}
-eq() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 ino() { stat -c %i "$1" 2> /dev/null || echo "missing:$1"; }
 # Inode, mtime and path of everything under tftp/ and nfs/ of an output folder.
 listing() { (cd "$1" && find tftp nfs -printf '%i %T@ %p\n' | LC_ALL=C sort -k3); }
@@ -237,8 +232,4 @@ listing "$O" > "$W/l8"
 eq "prefix serial: the NFS roots did not move" "$(grep ' nfs/node' "$W/l7")" "$(grep ' nfs/node' "$W/l8")"
 no_temporaries "prefix serial" "$O"
 
-if [ "$FAILS" -gt 0 ]; then
-  echo "$FAILS check(s) failed"
-  exit 1
-fi
-echo "all netboot update checks passed"
+finish netboot_update

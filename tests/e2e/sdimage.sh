@@ -46,12 +46,8 @@ export IMGBUILD_CACHE=$W/cache
 EPOCH=1700000000
 T0=$(date +%s)
 
-FAILS=0
-ok() { echo "ok - $*"; }
-fail() {
-  echo "FAIL - $*"
-  FAILS=$((FAILS + 1))
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 info() { echo "info - $*"; }
 # same LABEL WANT_FILE GOT_FILE
 same() {
@@ -63,7 +59,6 @@ same() {
   fi
 }
 # eq LABEL GOT WANT
-eq() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi; }
 sha_of() { sha256sum < "$1" | cut -d' ' -f1; }
 lower() { tr '[:upper:]' '[:lower:]'; }
 # P=PREFIX; run CMD...: stdout in $P.out, stderr in $P.err, exit code in RC.
@@ -353,8 +348,7 @@ declare -A RLABEL=([raspios]=rootfs [hypriotos]=rootfs [debian-raspi]=RASPIROOT)
 mkdir -p "$W/fx"
 for L in raspios hypriotos debian-raspi; do
   if ! bash "$MAKE_IMAGE" "$L" "$W/fx/$L.img" "$W/fx/$L.src" > "$W/fx/$L.log" 2>&1; then
-    echo "FAIL - fixture $L could not be made: $(tail -n 5 "$W/fx/$L.log")"
-    exit 1
+    die "fixture $L could not be made: $(tail -n 5 "$W/fx/$L.log")"
   fi
 done
 
@@ -498,9 +492,5 @@ no_files "path: x.raw" "$d/o-raw"
 
 echo
 info "took $(($(date +%s) - T0)) s"
-if [ "$FAILS" -gt 0 ]; then
-  echo "sdimage: $FAILS check(s) FAILED"
-  exit 1
-fi
-echo "sdimage: all checks passed"
+finish sdimage
 exit 0

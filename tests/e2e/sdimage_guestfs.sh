@@ -31,12 +31,8 @@ W=$(mktemp -d /tmp/imgbuild-e2e-sdguestfs.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 export IMGBUILD_CACHE=$W/cache
 T0=$(date +%s)
-FAILS=0
-ok() { echo "ok - $*"; }
-fail() {
-  echo "FAIL - $*"
-  FAILS=$((FAILS + 1))
-}
+# shellcheck source=lib/report.sh
+. "$HERE/lib/report.sh"
 same() { # LABEL WANT GOT
   if diff -u "$2" "$3" > "$W/diff.txt"; then
     ok "$1 ($(wc -l < "$3") lines)"
@@ -48,14 +44,12 @@ same() { # LABEL WANT GOT
 
 # ---- the image ------------------------------------------------------------------------------------
 if ! bash "$HERE/../fixtures/make-image.sh" raspios "$W/fx.img" "$W/fx" > "$W/fx.log" 2>&1; then
-  echo "FAIL - the raspios fixture could not be made: $(tail -n 5 "$W/fx.log")"
-  exit 1
+  die "the raspios fixture could not be made: $(tail -n 5 "$W/fx.log")"
 fi
 printf 'base: {image: "%s"}\noutputs:\n  - sdimage: {path: out.img, disk_id: "0x0badcafe", boot_size: 64, align: 4, headroom: 16}\n' \
   "$W/fx.img" > "$W/recipe.yaml"
 if ! SOURCE_DATE_EPOCH=1700000000 "$IMGBUILD" -q --out "$W/o" "$W/recipe.yaml" > "$W/build.log" 2>&1; then
-  echo "FAIL - the build failed: $(head -c 600 "$W/build.log")"
-  exit 1
+  die "the build failed: $(head -c 600 "$W/build.log")"
 fi
 IMG=$W/o/out.img
 
@@ -68,8 +62,7 @@ if ! virt-ls --format=raw -a "$IMG" -m /dev/sda2:/::ext4 -m /dev/sda1:/boot/firm
     echo "SKIP: the libguestfs appliance cannot start here: $(grep -iE 'launch|appliance|supermin|kernel|qemu' "$W/virt-ls.err" | head -n 3 | tr '\n' ' ' | head -c 400)"
     exit 77
   fi
-  echo "FAIL - virt-ls could not list the image: $(head -c 600 "$W/virt-ls.err")"
-  exit 1
+  die "virt-ls could not list the image: $(head -c 600 "$W/virt-ls.err")"
 fi
 ok "virt-ls listed the image: p2 mounted as ext4 at /, p1 as vfat at /boot/firmware ($(wc -l < "$W/virt-ls.csv") entries)"
 
@@ -201,9 +194,5 @@ fi
 
 echo
 echo "info - took $(($(date +%s) - T0)) s"
-if [ "$FAILS" -gt 0 ]; then
-  echo "sdimage_guestfs: $FAILS check(s) FAILED"
-  exit 1
-fi
-echo "sdimage_guestfs: all checks passed"
+finish sdimage_guestfs
 exit 0
