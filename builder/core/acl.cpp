@@ -41,4 +41,33 @@ std::optional<std::vector<AclEntry>> decode(const std::string& value) {
     return out;
 }
 
+std::optional<std::string> from_ext4(const std::string& value) {
+    if (decode(value)) return value;
+    auto get = [&value](size_t at, int bytes) {
+        uint32_t v = 0;
+        for (int i = 0; i < bytes; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(value[at + static_cast<size_t>(i)])) << (8 * i);
+        return v;
+    };
+    if (value.size() < 4 || get(0, 4) != 1) return std::nullopt;
+    std::vector<AclEntry> entries;
+    for (size_t at = 4; at < value.size();) {
+        if (value.size() - at < 4) return std::nullopt;
+        auto tag = static_cast<uint16_t>(get(at, 2));
+        auto perm = static_cast<uint16_t>(get(at + 2, 2));
+        if (tag == User || tag == Group) {
+            if (value.size() - at < 8) return std::nullopt;
+            entries.push_back({tag, perm, get(at + 4, 4)});
+            at += 8;
+        } else if (tag == UserObj || tag == GroupObj || tag == Mask || tag == Other) {
+            entries.push_back({tag, perm, k_no_id});
+            at += 4;
+        } else {
+            return std::nullopt;
+        }
+    }
+    return encode(std::move(entries), std::nullopt);
+}
+
+bool is_acl(const std::string& name) { return name == k_access || name == k_default; }
+
 } // namespace ib::acl

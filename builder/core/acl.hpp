@@ -28,4 +28,13 @@ std::string encode(std::vector<AclEntry> entries, std::optional<uint32_t> mode);
 // nullopt when the value is not a version 2 ACL.
 std::optional<std::vector<AclEntry>> decode(const std::string& value);
 
+// ext4 stores ACLs in a layout of its own (version 1 header; 4-byte entries for the owner, group,
+// mask and other, 8 bytes with the id for named users and groups). libext2fs converts only in
+// ext2fs_xattr_get, not for the values ext2fs_xattrs_iterate hands out, so a reader of ext4 must
+// convert them itself. Returns the kernel's (version 2) value, the value itself when it is already
+// version 2, or nullopt when it is neither: a truncated or unknown entry is never guessed at.
+std::optional<std::string> from_ext4(const std::string& value);
+// Whether `name` is one of the two ACL xattrs.
+bool is_acl(const std::string& name);
+
 } // namespace ib::acl

@@ -1,5 +1,7 @@
 #include "ext/ext2fs.hpp"
 
+#include "core/acl.hpp"
+#include "core/log.hpp"
 #include "core/path.hpp"
 
 #include <ext2fs/ext2_fs.h>
@@ -108,6 +110,8 @@ struct Walker {
     std::map<ext2_ino_t, std::string> seen; // inode -> first path, for hardlinks
     std::string failure;
     int depth = 0;
+    std::string flagged; // the first path with the immutable or append-only flag
+    size_t flagged_count = 0;
 
     Entry entry_of(ext2_ino_t ino, const std::string& p, struct ext2_inode_large& inode) {
         Entry e;
@@ -141,7 +145,11 @@ struct Walker {
             }
         } else if (LINUX_S_ISFIFO(mode)) e.type = FileType::Fifo;
         else if (LINUX_S_ISSOCK(mode)) e.type = FileType::Socket;
-        read_xattrs(f, ino, e);
+        read_xattrs(f, ino, p, e);
+        if (inode.i_flags & (EXT2_IMMUTABLE_FL | EXT2_APPEND_FL)) {
+            if (flagged.empty()) flagged = p;
+            ++flagged_count;
+        }
         return e;
     }
 
@@ -162,11 +170,15 @@ struct Walker {
         return out;
     }
 
-    void read_xattrs(ext2_filsys f, ext2_ino_t ino, Entry& e) {
-        if (!ext2fs_has_feature_xattr(f->super)) return;
+    // Every xattr of the inode, ACLs in the kernel's layout; an xattr that cannot be read is an error,
+    // never silently left out.
+    void read_xattrs(ext2_filsys f, ext2_ino_t ino, const std::string& p, Entry& e) {
+        if (!ext2fs_has_feature_xattr(f->super) && !ext2fs_has_feature_inline_data(f->super)) return;
         struct ext2_xattr_handle* h = nullptr;
-        if (ext2fs_xattrs_open(f, ino, &h) != 0) return;
-        if (ext2fs_xattrs_read(h) == 0) {
+        if (errcode_t x = ext2fs_xattrs_open(f, ino, &h))
+            throw Error(fs->what() + ": xattrs of '" + p + "': " + err(x));
+        errcode_t x = ext2fs_xattrs_read(h);
+        if (!x) {
             ext2fs_xattrs_iterate(
                 h,
                 [](char* name, char* value, size_t len, void* data) -> int {
@@ -176,6 +188,16 @@ struct Walker {
                 &e);
         }
         ext2fs_xattrs_close(&h);
+        if (x) throw Error(fs->what() + ": xattrs of '" + p + "': " + err(x));
+        // "system.data" holds the start of an inline-data file's bytes: content, not an attribute.
+        e.xattrs.erase("system.data");
+        for (const char* name : {acl::k_access, acl::k_default}) {
+            auto it = e.xattrs.find(name);
+            if (it == e.xattrs.end()) continue;
+            auto kernel = acl::from_ext4(it->second);
+            if (!kernel) throw Error(fs->what() + ": '" + p + "': " + name + " is not an ACL in ext4's layout");
+            it->second = std::move(*kernel);
+        }
     }
 
     void add(ext2_ino_t ino, const std::string& p) {
@@ -272,9 +294,13 @@ Result<void> read_tree(const std::shared_ptr<const ImageFile>& image, uint64_t o
         return fail(what + ": the ext4 journal needs recovery (the image was not cleanly unmounted); run "
                            "`e2fsck -fy` on a copy of the image first");
     try {
-        Walker walker{fs, tree, {}, {}, 0};
+        Walker walker{fs, tree, {}, {}, 0, {}, 0};
         tree.mkdirs(mount, Entry::directory(0755, tree.default_mtime()));
         walker.add(EXT2_ROOT_INO, tree.resolve(mount));
+        // The Tree has no inode flags: outputs would drop them without a word.
+        if (walker.flagged_count)
+            log::warn(fs->what() + ": " + std::to_string(walker.flagged_count) + " file(s) have the immutable or append-only "
+                      "flag (first: '" + walker.flagged + "'); no output keeps ext4 inode flags, they are dropped");
     } catch (const Error& e) {
         if (e.exit_code() == k_exit_interrupted) throw; // Ctrl-C is not a read failure: it exits 130
         return fail(e.what());

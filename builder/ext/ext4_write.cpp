@@ -334,10 +334,16 @@ private:
         struct ext2_xattr_handle* h = nullptr;
         check(ext2fs_xattrs_open(m_fs, ino, &h), "xattrs of", p);
         errcode_t x = ext2fs_xattrs_read(h);
-        for (const auto& [k, v] : e.xattrs)
-            if (!x) x = ext2fs_xattr_set(h, k.c_str(), v.data(), v.size());
-        ext2fs_xattrs_close(&h); // writes them
-        check(x, "set xattrs of", p);
+        std::string failed; // the xattr that could not be set, for the message
+        for (const auto& [k, v] : e.xattrs) {
+            if (x) break;
+            // ACLs are handed over in the kernel's layout: libext2fs converts them to ext4's own.
+            x = ext2fs_xattr_set(h, k.c_str(), v.data(), v.size());
+            if (x) failed = k;
+        }
+        errcode_t closed = ext2fs_xattrs_close(&h); // writes them, in libext2fs versions that wait for close
+        if (!x) x = closed;
+        check(x, failed.empty() ? "set xattrs of" : ("set xattr " + failed + " of").c_str(), p);
     }
 
     // Writes the inode with `size` bytes mapped by `runs`: in the inode itself for up to four runs

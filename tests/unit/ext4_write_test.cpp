@@ -1,3 +1,4 @@
+#include "core/acl.hpp"
 #include "core/disk.hpp"
 #include "ext/ext2fs.hpp"
 #include "ext/ext4_write.hpp"
@@ -68,6 +69,10 @@ Tree sample() {
     Entry home = dir(0700);
     home.uid = 1000;
     home.gid = 1000;
+    // ACLs as the Tree keeps them (the kernel's layout); the writer hands them to libext2fs, which
+    // stores ext4's own, and the reader must give back exactly these bytes.
+    home.xattrs[acl::k_access] = acl::encode({{acl::User, 7, 1001}, {acl::Group, 5, 4}, {acl::Mask, 7}}, 0700);
+    home.xattrs[acl::k_default] = acl::encode({{acl::UserObj, 7}, {acl::GroupObj, 5}, {acl::Group, 5, 4}, {acl::Mask, 5}, {acl::Other, 0}}, std::nullopt);
     t.put("/home/pi", home);
     Entry owned = file("pi's", 0600);
     owned.uid = 1000;
@@ -110,6 +115,9 @@ TEST_CASE("ext4 written in-process passes e2fsck and reads back entry for entry"
     std::string stat = run("debugfs -R 'stat /usr/bin/ping' " + img);
     CHECK(stat.find("Mode:  04755") != std::string::npos);
     CHECK(stat.find("security.capability") != std::string::npos);
+    std::string acls = run("debugfs -R 'ea_list /home/pi' " + img);
+    CHECK(acls.find("system.posix_acl_access (36)") != std::string::npos); // ext4's layout: 4 + 4*4 + 2*8
+    CHECK(acls.find("system.posix_acl_default (28)") != std::string::npos); // 4 + 4*4 + 8
     std::string cat = run("debugfs -R 'cat /usr/bin/hello' " + img);
     CHECK(cat.find("echo hi") != std::string::npos);
     std::string features = run("dumpe2fs -h " + img);

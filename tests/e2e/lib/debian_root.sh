@@ -38,6 +38,10 @@ debian_root_tarball() (
   shift
   local tarball
   tarball=$(debian_root_path "$key")
+  # Tests that share a KEY may run at once (ctest -j): one builds the root, the others wait for it.
+  mkdir -p "$(dirname "$tarball")"
+  exec 9> "$(dirname "$tarball")/.lock"
+  flock 9
   if [ -s "$tarball" ]; then
     echo "root: cached $tarball ($(du -h "$tarball" | cut -f1))" >&2
     echo "$tarball"
