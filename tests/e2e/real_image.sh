@@ -118,67 +118,7 @@ rm -f "$W/boot.fat"
 debugfs -R "ea_list /var/log/journal" "$W/root.ext4" 2> /dev/null | grep -q "system.posix_acl_default" ||
   die "mke2fs -d did not keep /var/log/journal's ACL: nothing to test"
 
-# --- 3. One build, four outputs --------------------------------------------------------------------
-cp -r "$HERE/real_image/overlay" "$W/overlay"
-cat > "$W/recipe.yaml" << EOF
-name: real-image
-epoch: 1700000000
-base: {image: base.img}
-nodes:
-  - {name: realnode, mac: "52:54:00:12:34:57", ip: 10.0.2.15/24}
-steps:
-  - files: {src: overlay, dest: /}
-  - systemd:
-      enable: imgbuild-real-marker.service
-      default_target: multi-user.target
-  - hostname: realnode
-outputs:
-  - tar: {path: real.tar}
-  - dir: {path: real-dir}
-  - sdimage: {path: real.img, boot_size: 64, align: 4}
-  - netboot: {server: 10.0.2.2, prefix: mac, export_base: /srv/nfs}
-EOF
-t0=$(now)
-"$IMGBUILD" --out "$W/out" "$W/recipe.yaml" > "$W/build.log" 2>&1 || { cat "$W/build.log" >&2; die "imgbuild could not build the real image's recipe"; }
-t_build=$(secs "$t0" "$(now)")
-echo "built tar, dir, sdimage and netboot from the image in ${t_build}s"
-if grep -q "immutable or append-only flag (first: '/srv/acl-test/immutable')" "$W/build.log"; then
-  ok "the build warns that the immutable flag of /srv/acl-test/immutable is dropped"
-else
-  fail "no warning about the dropped immutable flag: $(cat "$W/build.log")"
-fi
-
-# Nothing the recipe writes or a node output rewrites carries an xattr in the source: every xattr
-# must come out as it went in.
-compare_dump() { # LABEL FOLDER
-  xattr_dump "$2" > "$W/got.xattrs"
-  if diff "$W/source.xattrs" "$W/got.xattrs" > "$W/xattrs.diff"; then
-    ok "$1: all $n_src xattrs and ACLs equal the source's, byte for byte"
-  else
-    head -n 20 "$W/xattrs.diff" >&2
-    fail "$1: xattrs differ from the source's ($(grep -c '^[<>]' "$W/xattrs.diff") lines)"
-  fi
-}
-compare_dump "dir output (getxattr)" "$W/out/real-dir"
-mkdir -p "$W/from-tar"
-bsdtar -xpf "$W/out/real.tar" --acls --xattrs --numeric-owner -C "$W/from-tar"
-compare_dump "tar output (bsdtar --acls --xattrs)" "$W/from-tar"
-rm -rf "$W/from-tar"
-compare_dump "netboot NFS root (getxattr)" "$W/out/nfs/realnode"
-[ "$(getfacl -cp "$W/out/real-dir/var/log/journal" | grep -c 'group:adm:r-x')" = 2 ] &&
-  ok "getfacl on the dir output: /var/log/journal has group:adm:r-x and default:group:adm:r-x" ||
-  fail "getfacl on the dir output: $(getfacl -cp "$W/out/real-dir/var/log/journal" | tr '\n' ' ')"
-
-# The SD image: its root partition, read by debugfs, against the base's, read the same way.
-IMG=$W/out/real.img
-sfdisk --dump "$IMG" > "$W/sfdisk.txt"
-read -r start size < <(awk -v p="${IMG}2" '$1 == p { gsub(/,/, ""); for (i = 2; i <= NF; i++) { if ($i == "start=") s = $(i + 1); if ($i == "size=") z = $(i + 1) } print s, z }' "$W/sfdisk.txt")
-[ -n "${start:-}" ] || die "sfdisk shows no partition 2 in the SD image"
-dd if="$IMG" of="$W/out-root.ext4" bs=512 skip="$start" count="$size" conv=sparse status=none
-if e2fsck -fn "$W/out-root.ext4" > "$W/fsck.log" 2>&1; then ok "e2fsck -fn: the SD image's root is clean"; else
-  tail -n 20 "$W/fsck.log" >&2
-  fail "e2fsck -fn finds errors in the SD image's root"
-fi
+# The files debugfs is asked about: every path with an xattr, in the source dump's order.
 python3 - "$W/source.xattrs" > "$W/ea.cmds" << 'PY'
 import ast, sys
 paths = []
@@ -203,17 +143,93 @@ for line in sys.stdin:
 sys.stdout.writelines(sorted(block))'
 }
 ea_list "$W/root.ext4" > "$W/ea.base"
-ea_list "$W/out-root.ext4" > "$W/ea.out"
-n_files=$(wc -l < "$W/ea.cmds")
-if [ "$(grep -c 'posix_acl' "$W/ea.base")" -lt 5 ]; then
-  fail "debugfs finds fewer than 5 ACLs in the base image: the comparison would prove nothing"
-elif diff "$W/ea.base" "$W/ea.out" > "$W/ea.diff"; then
-  ok "sdimage output (debugfs ea_list): the xattrs of all $n_files files equal the base image's, in ext4's own layout"
+[ "$(grep -c 'posix_acl' "$W/ea.base")" -ge 5 ] || die "debugfs finds fewer than 5 ACLs in the base image: nothing to compare"
+rm -f "$W/root.ext4"
+
+# The same root as a tarball (GNU tar, POSIX.1e ACLs in pax headers) and as a folder, with the boot
+# partition's files in /boot/firmware as a tarball or folder base has them.
+cp "$W/bootfs/cmdline.txt" "$W/bootfs/config.txt" "$R/boot/firmware/"
+tar --numeric-owner --xattrs --xattrs-include='*' --acls --format=posix -C "$R" -cf "$W/root-src.tar" .
+
+# --- 3. From each kind of base, four outputs --------------------------------------------------------
+cp -r "$HERE/real_image/overlay" "$W/overlay"
+# Nothing the recipe writes or a node output rewrites carries an xattr in the source: every xattr
+# must come out as it went in.
+compare_dump() { # LABEL FOLDER
+  xattr_dump "$2" > "$W/got.xattrs"
+  if diff "$W/source.xattrs" "$W/got.xattrs" > "$W/xattrs.diff"; then
+    ok "$1: all $n_src xattrs and ACLs equal the source's, byte for byte"
+  else
+    head -n 20 "$W/xattrs.diff" >&2
+    fail "$1: xattrs differ from the source's ($(grep -c '^[<>]' "$W/xattrs.diff") lines)"
+  fi
+}
+build_from() { # KIND BASE: builds the four outputs into $W/out-KIND and compares each with the source
+  local kind=$1 out=$W/out-$1 t0
+  cat > "$W/recipe-$kind.yaml" << EOF
+name: real-image
+epoch: 1700000000
+base: $2
+nodes:
+  - {name: realnode, mac: "52:54:00:12:34:57", ip: 10.0.2.15/24}
+steps:
+  - files: {src: overlay, dest: /}
+  - systemd:
+      enable: imgbuild-real-marker.service
+      default_target: multi-user.target
+  - hostname: realnode
+outputs:
+  - tar: {path: real.tar}
+  - dir: {path: real-dir}
+  - sdimage: {path: real.img, boot_size: 64, align: 4}
+  - netboot: {server: 10.0.2.2, prefix: mac, export_base: /srv/nfs}
+EOF
+  t0=$(now)
+  "$IMGBUILD" --out "$out" "$W/recipe-$kind.yaml" > "$W/build-$kind.log" 2>&1 ||
+    { cat "$W/build-$kind.log" >&2; die "imgbuild could not build from the $kind base"; }
+  echo "built tar, dir, sdimage and netboot from the $kind base in $(secs "$t0" "$(now)")s"
+
+  compare_dump "$kind base, dir output (getxattr)" "$out/real-dir"
+  mkdir -p "$W/from-tar"
+  bsdtar -xpf "$out/real.tar" --acls --xattrs --numeric-owner -C "$W/from-tar"
+  compare_dump "$kind base, tar output (bsdtar --acls --xattrs)" "$W/from-tar"
+  rm -rf "$W/from-tar"
+  compare_dump "$kind base, netboot NFS root (getxattr)" "$out/nfs/realnode"
+  [ "$(getfacl -cp "$out/real-dir/var/log/journal" | grep -c 'group:adm:r-x')" = 2 ] &&
+    ok "$kind base, getfacl on the dir output: /var/log/journal has group:adm:r-x and default:group:adm:r-x" ||
+    fail "$kind base, getfacl on the dir output: $(getfacl -cp "$out/real-dir/var/log/journal" | tr '\n' ' ')"
+
+  # The SD image's root partition, read by debugfs, against the base image's, read the same way.
+  local img=$out/real.img start size
+  sfdisk --dump "$img" > "$W/sfdisk.txt"
+  read -r start size < <(awk -v p="${img}2" '$1 == p { gsub(/,/, ""); for (i = 2; i <= NF; i++) { if ($i == "start=") s = $(i + 1); if ($i == "size=") z = $(i + 1) } print s, z }' "$W/sfdisk.txt")
+  [ -n "${start:-}" ] || die "sfdisk shows no partition 2 in the SD image from the $kind base"
+  dd if="$img" of="$W/out-root.ext4" bs=512 skip="$start" count="$size" conv=sparse status=none
+  if e2fsck -fn "$W/out-root.ext4" > "$W/fsck.log" 2>&1; then ok "$kind base, e2fsck -fn: the SD image's root is clean"; else
+    tail -n 20 "$W/fsck.log" >&2
+    fail "$kind base, e2fsck -fn finds errors in the SD image's root"
+  fi
+  ea_list "$W/out-root.ext4" > "$W/ea.out"
+  if diff "$W/ea.base" "$W/ea.out" > "$W/ea.diff"; then
+    ok "$kind base, sdimage output (debugfs ea_list): the xattrs of all $(wc -l < "$W/ea.cmds") files equal the base image's, in ext4's own layout"
+  else
+    head -n 20 "$W/ea.diff" >&2
+    fail "$kind base, sdimage output (debugfs ea_list): xattrs differ from the base image's"
+  fi
+  rm -f "$W/out-root.ext4"
+  rm -rf "$out/real-dir" "$out/nfs" "$out/tftp" "$out/real.tar"
+}
+t0=$(now)
+build_from image "{image: base.img}"
+t_build=$(secs "$t0" "$(now)")
+if grep -q "immutable or append-only flag (first: '/srv/acl-test/immutable')" "$W/build-image.log"; then
+  ok "image base: the build warns that the immutable flag of /srv/acl-test/immutable is dropped"
 else
-  head -n 20 "$W/ea.diff" >&2
-  fail "sdimage output (debugfs ea_list): xattrs differ from the base image's"
+  fail "image base: no warning about the dropped immutable flag: $(cat "$W/build-image.log")"
 fi
-rm -f "$W/out-root.ext4" "$W/root.ext4"
+build_from tarball "{tarball: root-src.tar}"
+build_from dir "{dir: root}"
+IMG=$W/out-image/real.img
 
 # --- 4. Boot the SD image and ask the running kernel ------------------------------------------------
 oneline() { tr '\n' ',' | sed 's/,*$//'; }
@@ -221,7 +237,7 @@ want_journal=$(getfacl -cpn "$R/var/log/journal" | oneline)
 want_dir=$(getfacl -cpn "$T" | oneline)
 want_file=$(getfacl -cpn "$T/odd name ü" | oneline)
 want_cap=$(getcap "$T/ping" | sed 's/^[^ ]* //')
-rm -rf "$R" "$W/out/real-dir" "$W/out/nfs" "$W/out/tftp" "$W/out/real.tar"
+rm -rf "$R" "$W/out-tarball" "$W/out-dir" "$W/root-src.tar"
 boot_files "$IMG"
 : > "$W/serial.log"
 t0=$(now)
@@ -260,5 +276,5 @@ else
   eq "getcap /srv/acl-test/ping in the booted system" "$(get cap)" "$want_cap"
   marker_units IMGBUILD-REAL
 fi
-echo "timings: debootstrap ${T_DEBOOT}, imgbuild build ${t_build}s, boot ${t_boot}s"
+echo "timings: debootstrap ${T_DEBOOT}, image base build and checks ${t_build}s, boot ${t_boot}s"
 finish real_image
