@@ -1,4 +1,4 @@
-// The pipeline: recipe -> plan -> base tree -> steps -> outputs (DESIGN.md, "The pipeline").
+// The pipeline: recipe -> plan -> base tree -> steps -> outputs (ARCHITECTURE.md, "The pipeline in one screen").
 #pragma once
 
 #include "core/recipe.hpp"

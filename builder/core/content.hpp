@@ -1,5 +1,5 @@
 // Where a file's bytes live. The Tree holds references, never the bytes of base files: content is
-// read when an output writes it (DESIGN.md: reading is lazy).
+// read when an output writes it (ARCHITECTURE.md: reading is lazy).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Places in recipe files and the list of problems found in them.
 //
-// Validation reports every problem at once (STYLE.md 7): code adds to a Diagnostics as it goes and
+// Validation reports every problem at once: code adds to a Diagnostics as it goes and
 // calls checkpoint() where it cannot go on, which throws one Error listing everything, sorted by place.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Errors, in two tiers (STYLE.md 6).
+// Errors, in two tiers.
 //
 // Adapters over external libraries return a Result<T>: a value or a message. The pipeline turns a failed
 // Result into an Error with value_or_throw(), and main() catches Error once and maps it to an exit code.

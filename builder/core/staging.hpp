@@ -1,5 +1,5 @@
 // All the outputs of one build, written under temporary names beside their targets and renamed into
-// place together once every one succeeded (STYLE.md 8). Whatever was not committed is removed when the
+// place together once every one succeeded. Whatever was not committed is removed when the
 // Staging goes away: on an error, an exception or Ctrl-C (the pipeline unwinds on SIGINT/SIGTERM).
 //
 // Nothing is created outside the output folder, and no host symlink is followed on the way into it.

@@ -1,4 +1,4 @@
-// The Tree: an in-memory, layered index of a root filesystem (DESIGN.md, "Tree").
+// The Tree: an in-memory, layered index of a root filesystem (ARCHITECTURE.md).
 //
 // Entries are keyed by normalised absolute path and ordered by path::Less, so every walk is
 // deterministic: a directory comes right before its contents, siblings by name byte by byte.

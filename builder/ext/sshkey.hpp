@@ -1,4 +1,4 @@
-// Ed25519 SSH key pairs: the adapter over OpenSSL's libcrypto for public-key math (STYLE.md 2).
+// Ed25519 SSH key pairs: the adapter over OpenSSL's libcrypto for public-key math.
 //
 // Output is in OpenSSH's own formats (PROTOCOL.key in OpenSSH's sources): the private key file is
 // "openssh-key-v1", unencrypted (cipher "none", kdf "none"), PEM-armoured with 70-column base64; the

@@ -1,5 +1,5 @@
 // A folder of regular files, each written once and hardlinked wherever the same file appears: the
-// boot files every node's TFTP folder holds, the /usr every NFS root holds (DESIGN.md, "Writers").
+// boot files every node's TFTP folder holds, the /usr every NFS root holds (ARCHITECTURE.md).
 //
 // Hardlinks share an inode, so they share owner, mode, xattrs and mtime, not only bytes: a file is
 // named by the sha256 of its content *and* that metadata, and two paths become one inode only when

@@ -1,5 +1,5 @@
 // Output `netboot`: diskless nodes. Per node a TFTP folder the bootloader reads and an NFS root the
-// kernel mounts, and once for all nodes the server's configuration (DESIGN.md, "Writers").
+// kernel mounts, and once for all nodes the server's configuration (ARCHITECTURE.md).
 //
 //   - netboot:
 //       server: 10.0.0.1            # TFTP and NFS server (IPv4); required
