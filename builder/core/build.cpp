@@ -253,7 +253,7 @@ void execute(const Plan& plan, const BuildOptions& options) {
 
     // 1. Base layer, from the source.
     log::info("reading base: " + plan.base->describe());
-    Tree tree = plan.base->read();
+    Tree tree = plan.base->read(plan.now);
     tree.set_default_mtime(plan.now);
     log::detail("base: " + std::to_string(tree.size()) + " entries");
 
