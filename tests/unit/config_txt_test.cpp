@@ -129,7 +129,7 @@ TEST_CASE("config_txt: options are checked when the recipe is read", "[step][con
     CHECK(error_of("config_txt: {lines: [\"[pi5]\", \"a\\nb\"]}") ==
           "t.yaml:1:22: step 'config_txt': '[pi5]' is a section header; name sections with 'section' or "
           "'sections'\n"
-          "t.yaml:1:31: step 'config_txt': 'lines' item has a line break; give each line as its own item");
+          "t.yaml:1:31: step 'config_txt': 'lines' item contains a line break; give each line as its own item");
     CHECK(error_of("config_txt: {set: {gpu_mem: 16}, sections: {all: {gpu_mem: 32}}}") ==
           "t.yaml:1:60: step 'config_txt': 'gpu_mem' is set twice for [all] (first at t.yaml:1:29)");
     CHECK(error_of("config_txt: {lines: [\"gpu_mem=64\", \"dtparam=spi=on\"], sections: {all: {gpu_mem: 32, dtparam: "
