@@ -35,10 +35,11 @@ ib::Overrides parse_sets(const std::vector<std::string>& sets) {
     for (const auto& s : sets) {
         auto eq = s.find('=');
         if (eq == std::string::npos || eq == 0)
-            throw ib::Error("imgbuild: --set '" + ib::validate::shown(s) + "': expected NAME=VALUE", ib::k_exit_usage);
+            throw ib::Error("imgbuild: --set '" + ib::validate::shown(s) + "': expected NAME=VALUE",
+                            ib::k_exit_usage);
         if (auto why = ib::validate::var_name(s.substr(0, eq)))
-            throw ib::Error("imgbuild: --set '" + ib::validate::shown(s) + "': '" + ib::validate::shown(s.substr(0, eq)) +
-                                "' is not a variable name: it " + *why,
+            throw ib::Error("imgbuild: --set '" + ib::validate::shown(s) + "': '" +
+                                ib::validate::shown(s.substr(0, eq)) + "' is not a variable name: it " + *why,
                             ib::k_exit_usage);
         out.emplace_back(s.substr(0, eq), s.substr(eq + 1));
     }

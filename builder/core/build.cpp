@@ -101,7 +101,8 @@ Timestamp choose_epoch(const Recipe& r, std::string& source, Diagnostics& diag) 
             return {v, 0};
         }
         if (digits)
-            diag.error({}, "SOURCE_DATE_EPOCH=" + std::string(env) + " is after " + std::to_string(validate::k_max_epoch) +
+            diag.error({}, "SOURCE_DATE_EPOCH=" + std::string(env) + " is after " +
+                               std::to_string(validate::k_max_epoch) +
                                " (2106-02-07), the latest time every output can store");
         else
             diag.error({}, "SOURCE_DATE_EPOCH='" + validate::shown(env) + "' is not a number of seconds");

@@ -191,12 +191,14 @@ void read_folder(const std::shared_ptr<const Volume>& v, uint32_t cluster, bool 
         bool long_name = !lfn.empty() && lfn_checksum == short_checksum(e);
         if (long_name) {
             size_t end = 0;
-            while (end < lfn.size() && lfn[end] != 0 && lfn[end] != 0xFFFF) ++end;
+            while (end < lfn.size() && lfn[end] != 0 && lfn[end] != 0xFFFF)
+                ++end;
             for (size_t i = end; i < lfn.size(); ++i)
                 if (lfn[i] != 0 && lfn[i] != 0xFFFF) bad = "a NUL inside its long name";
             for (size_t i = 0; i < end; ++i) {
                 uint32_t cp = lfn[i];
-                if (cp >= 0xD800 && cp < 0xDC00 && i + 1 < end && lfn[i + 1] >= 0xDC00 && lfn[i + 1] < 0xE000) {
+                if (cp >= 0xD800 && cp < 0xDC00 && i + 1 < end && lfn[i + 1] >= 0xDC00 &&
+                    lfn[i + 1] < 0xE000) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lfn[i + 1] - 0xDC00);
                     ++i;
                 } else if (cp >= 0xD800 && cp < 0xE000) {
@@ -211,10 +213,12 @@ void read_folder(const std::shared_ptr<const Volume>& v, uint32_t cluster, bool 
         // The dot entries of a subfolder are short names only; anything else is a name Linux cannot
         // hold: an error naming it, never a file left out (which would hide what else went wrong).
         if (!long_name && (name == "." || name == "..")) continue;
-        std::string where = v->what + ": folder '" + at + "' has an entry named '" + validate::shown(name) + "' (short name '" +
-                            short_name(e) + "')";
-        if (name.empty() || name == "." || name == "..") bad = "a name no file can have";
-        else if (name.find('/') != std::string::npos) bad = "'/' in its name";
+        std::string where = v->what + ": folder '" + at + "' has an entry named '" + validate::shown(name) +
+                            "' (short name '" + short_name(e) + "')";
+        if (name.empty() || name == "." || name == "..")
+            bad = "a name no file can have";
+        else if (name.find('/') != std::string::npos)
+            bad = "'/' in its name";
         if (!bad.empty()) throw Error(where + " with " + bad);
         if (!seen.insert(ascii_lower(name)).second)
             throw Error(where + ", a name that is already in that folder (FAT folders ignore case)");

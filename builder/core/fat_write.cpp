@@ -174,7 +174,9 @@ struct Node {
     uint64_t size() const { return entry->size(); }
 };
 
-std::string cannot(const std::string& p) { return "cannot write '" + validate::shown(p) + "' to FAT: "; }
+std::string cannot(const std::string& p) {
+    return "cannot write '" + validate::shown(p) + "' to FAT: ";
+}
 
 // Gives every child of `folder` its short name, long name and entry count.
 void name_children(Node& folder) {

@@ -205,7 +205,8 @@ Recipe load_recipe(const std::string& file, const Overrides& overrides, Diagnost
         } else {
             for (const auto& e : vars->entries()) {
                 if (auto why = validate::var_name(e.key)) {
-                    diag.error(e.key_mark, "vars: '" + validate::shown(e.key) + "' is not a variable name: it " + *why);
+                    diag.error(e.key_mark,
+                               "vars: '" + validate::shown(e.key) + "' is not a variable name: it " + *why);
                     continue;
                 }
                 if (auto s = doc_string(e.value, diag, "var '" + e.key + "'")) raw[e.key] = {*s, e.value.mark()};

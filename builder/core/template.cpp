@@ -9,7 +9,9 @@ namespace ib {
 
 namespace {
 
-bool is_identifier(std::string_view s) { return !validate::var_name(s); }
+bool is_identifier(std::string_view s) {
+    return !validate::var_name(s);
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);

@@ -9,8 +9,12 @@ namespace ib::validate {
 namespace {
 bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 // ASCII only, whatever the locale says about bytes above 0x7F.
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_alnum(char c) { return is_alpha(c) || (c >= '0' && c <= '9'); }
+bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_alnum(char c) {
+    return is_alpha(c) || (c >= '0' && c <= '9');
+}
 } // namespace
 
 std::optional<std::string> hostname(std::string_view s) {
@@ -25,8 +29,9 @@ std::optional<std::string> hostname(std::string_view s) {
         if (label.size() > 63) return "has a label longer than 63 characters";
         for (char c : label)
             if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-'))
-                return (c > ' ' && c < 0x7F ? std::string("contains '") + c + "'"
-                                             : std::string("contains a blank, control or non-ASCII character")) +
+                return (c > ' ' && c < 0x7F
+                            ? std::string("contains '") + c + "'"
+                            : std::string("contains a blank, control or non-ASCII character")) +
                        " (only a-z, 0-9, '-' and '.' are allowed)";
         if (label.front() == '-' || label.back() == '-') return "has a label that starts or ends with '-'";
         start = dot + 1;
@@ -85,11 +90,13 @@ std::optional<std::string> ipv4(std::string_view s, bool allow_prefix) {
         if (dot == std::string_view::npos) dot = addr.size();
         std::string_view part = addr.substr(i, dot - i);
         // Digits only: from_chars would take "-5", and "010" is octal to inet_aton (dnsmasq, the kernel).
-        bool digits = !part.empty() && part.size() <= 3 && part.find_first_not_of("0123456789") == std::string_view::npos;
+        bool digits = !part.empty() && part.size() <= 3 &&
+                      part.find_first_not_of("0123456789") == std::string_view::npos;
         int v = -1;
         if (digits) std::from_chars(part.data(), part.data() + part.size(), v);
         if (!digits || v > 255) return "is not an IPv4 address";
-        if (part.size() > 1 && part[0] == '0') return "has an octet with a leading zero, which some read as octal";
+        if (part.size() > 1 && part[0] == '0')
+            return "has an octet with a leading zero, which some read as octal";
         ++parts;
         i = dot + 1;
     }
@@ -124,7 +131,8 @@ bool utf8(std::string_view s) {
             if ((c & 0xC0) != 0x80) return false;
             cp = cp << 6 | (c & 0x3F);
         }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         i += n + 1;
     }
@@ -160,11 +168,9 @@ std::optional<std::string> one_line_without(std::string_view s, std::string_view
 
 std::optional<std::string> var_name(std::string_view s) {
     if (s.empty()) return "is empty";
-    if (!(is_alpha(s[0]) || s[0] == '_'))
-        return "must start with a letter or '_'";
+    if (!(is_alpha(s[0]) || s[0] == '_')) return "must start with a letter or '_'";
     for (char c : s)
-        if (!(is_alnum(c) || c == '_' || c == '-'))
-            return "may hold only letters, digits, '_' and '-'";
+        if (!(is_alnum(c) || c == '_' || c == '-')) return "may hold only letters, digits, '_' and '-'";
     return std::nullopt;
 }
 
@@ -183,9 +189,9 @@ std::optional<std::string> owner(std::string_view s) {
         return "is neither a number nor a name (names start with a letter or '_')";
     for (size_t i = 0; i < s.size(); ++i) {
         char c = s[i];
-        bool ok = is_alnum(c) || c == '_' || c == '-' || c == '.' ||
-                  (c == '$' && i + 1 == s.size());
-        if (!ok && c > ' ' && c < 0x7F) return std::string("contains '") + c + "', which no user or group name holds";
+        bool ok = is_alnum(c) || c == '_' || c == '-' || c == '.' || (c == '$' && i + 1 == s.size());
+        if (!ok && c > ' ' && c < 0x7F)
+            return std::string("contains '") + c + "', which no user or group name holds";
         if (!ok) return "contains a blank, control or non-ASCII character, which no user or group name holds";
     }
     return std::nullopt;
@@ -195,14 +201,18 @@ std::string shown(std::string_view s) {
     std::string out;
     for (char ch : s) {
         auto c = static_cast<unsigned char>(ch);
-        if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
+        if (c == '\n')
+            out += "\\n";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '\t')
+            out += "\\t";
         else if (c < 0x20 || c == 0x7F) {
             char buf[8];
             std::snprintf(buf, sizeof buf, "\\x%02x", c);
             out += buf;
-        } else out += ch;
+        } else
+            out += ch;
     }
     if (!utf8(out)) {
         std::string ascii;

@@ -32,13 +32,15 @@ const Entry& HardlinkLeaders::object(const std::string&, const Entry& stored) co
 uint32_t output_file_mode(const Tree& tree) {
     bool secret = false;
     tree.walk([&](const std::string&, const Entry& e) {
-        if ((e.type == FileType::Regular || e.type == FileType::Directory) && (e.perm & 04) == 0) secret = true;
+        if ((e.type == FileType::Regular || e.type == FileType::Directory) && (e.perm & 04) == 0)
+            secret = true;
     });
     return secret ? 0600 : 0644;
 }
 
 void create_output_file(const std::string& file, uint32_t mode) {
-    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, static_cast<mode_t>(mode));
+    int fd =
+        ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, static_cast<mode_t>(mode));
     if (fd < 0) throw Error(errno_message("create '" + file + "'", errno));
     ::close(fd);
 }

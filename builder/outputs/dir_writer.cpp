@@ -213,8 +213,9 @@ void check_root_needed(const Tree& tree, const std::string& what) {
             example = "'" + p + "' (" + std::string(type_name(e.type)) + ", uid " + std::to_string(e.uid) + ")";
     });
     if (!no_change.empty())
-        throw Error(what + ": '" + validate::shown(no_change) +
-                    "' has uid or gid 4294967295, which a folder cannot hold (chown takes it for 'leave unchanged')");
+        throw Error(
+            what + ": '" + validate::shown(no_change) +
+            "' has uid or gid 4294967295, which a folder cannot hold (chown takes it for 'leave unchanged')");
     if (!example.empty())
         throw Error(what + ": the tree holds entries only root can write as they are, such as " + example +
                     "; run imgbuild as root, or use a 'tar' output, which keeps owners without root");

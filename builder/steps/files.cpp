@@ -169,7 +169,8 @@ std::unique_ptr<Step> parse_files(const Doc& options, StepParseEnv& env) {
     }
     if (dest) {
         if (auto why = validate::one_line(*dest))
-            env.diag.error(options.find("dest")->mark(), env.what + ": dest '" + validate::shown(*dest) + "' " + *why);
+            env.diag.error(options.find("dest")->mark(),
+                           env.what + ": dest '" + validate::shown(*dest) + "' " + *why);
         else if (dest->empty() || (*dest)[0] != '/')
             env.diag.error(options.find("dest")->mark(), env.what + ": dest '" + *dest + "' must be an absolute path in the image");
         step->m_dest = *dest;

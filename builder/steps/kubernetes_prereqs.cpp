@@ -15,8 +15,8 @@
 // install stays off), comments out every swap line of /etc/fstab with "# disabled by imgbuild: ", and
 // removes /var/swap.
 #include "core/text_file.hpp"
-#include "core/validate.hpp"
 #include "core/units.hpp"
+#include "core/validate.hpp"
 #include "steps/step.hpp"
 
 #include <algorithm>

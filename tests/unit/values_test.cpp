@@ -19,9 +19,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <fstream>
 #include <iterator>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace ib;
@@ -50,7 +50,8 @@ const Hostile k_quoting[] = {
 // `tmpl` with every "@" replaced by `value` (YAML double-quoted text, without the quotes).
 std::string with(std::string tmpl, const std::string& value) {
     std::string out;
-    for (char c : tmpl) out += c == '@' ? "\"" + value + "\"" : std::string(1, c);
+    for (char c : tmpl)
+        out += c == '@' ? "\"" + value + "\"" : std::string(1, c);
     return out;
 }
 
@@ -61,7 +62,9 @@ void refuses_all(const std::string& tmpl, const Hostile* list, size_t n) {
         CHECK(error_of(with(tmpl, list[i].yaml)) != "");
     }
 }
-template <size_t N> void refuses(const std::string& tmpl, const Hostile (&list)[N]) { refuses_all(tmpl, list, N); }
+template <size_t N> void refuses(const std::string& tmpl, const Hostile (&list)[N]) {
+    refuses_all(tmpl, list, N);
+}
 
 // The recipe's error message, "" when it is valid.
 std::string recipe_errors(const TempDir& dir, const std::string& name, const Overrides& overrides = {}) {
@@ -80,7 +83,8 @@ std::string recipe_errors(const TempDir& dir, const std::string& name, const Ove
 
 // A netboot recipe with `node` as its one node and `netboot` as the output's extra options.
 std::string netboot_recipe(const std::string& node, const std::string& netboot, const std::string& top = "") {
-    return top + "base: {dir: base}\nnodes:\n  - " + node + "\noutputs:\n  - netboot: {server: 10.0.0.1" + netboot + "}\n";
+    return top + "base: {dir: base}\nnodes:\n  - " + node + "\noutputs:\n  - netboot: {server: 10.0.0.1" +
+           netboot + "}\n";
 }
 
 } // namespace
@@ -96,10 +100,10 @@ TEST_CASE("one_line refuses what would end a line or be cut at, and invalid UTF-
     CHECK(*validate::one_line("a\tb") == "contains the control character 0x09");
     CHECK_FALSE(validate::one_line("a\tb", true));
     CHECK(*validate::one_line("caf\xe9") == "is not valid UTF-8");
-    CHECK(*validate::one_line("\xc0\xaf") == "is not valid UTF-8");          // overlong '/'
-    CHECK(*validate::one_line("\xed\xa0\x80") == "is not valid UTF-8");      // a surrogate
-    CHECK(*validate::one_line("\xf4\x90\x80\x80") == "is not valid UTF-8");  // past U+10FFFF
-    CHECK(*validate::one_line("\xe6\x97") == "is not valid UTF-8");          // cut short
+    CHECK(*validate::one_line("\xc0\xaf") == "is not valid UTF-8");         // overlong '/'
+    CHECK(*validate::one_line("\xed\xa0\x80") == "is not valid UTF-8");     // a surrogate
+    CHECK(*validate::one_line("\xf4\x90\x80\x80") == "is not valid UTF-8"); // past U+10FFFF
+    CHECK(*validate::one_line("\xe6\x97") == "is not valid UTF-8");         // cut short
     CHECK(*validate::one_line_without("a,b", ",") == "contains ','");
     CHECK(*validate::one_line_without("a b", " ") == "contains a blank");
     CHECK(validate::shown(std::string("a\nb\0c", 5)) == "a\\nb\\x00c");
@@ -109,9 +113,9 @@ TEST_CASE("one_line refuses what would end a line or be cut at, and invalid UTF-
 TEST_CASE("IPv4 addresses are strict dotted quads", "[values]") {
     for (const char* good : {"10.0.0.1", "0.0.0.0", "255.255.255.255", "10.0.0.1/0", "10.0.0.1/32"})
         CHECK_FALSE(validate::ipv4(good, true));
-    for (const char* bad : {"10.0.0.-5", "-10.0.0.1", "10.0.0.256", "10.0.0", "10.0.0.1.2", "10.0.0.+1", "10.0.0.01",
-                            "10.0..1", " 10.0.0.1", "10.0.0.1 ", "10.0.0.1/33", "10.0.0.1/-1", "10.0.0.1/", "10.0.0.1/+8",
-                            "10.0.0.1/08", "1e1.0.0.1", "0x0a.0.0.1"}) {
+    for (const char* bad : {"10.0.0.-5", "-10.0.0.1", "10.0.0.256", "10.0.0", "10.0.0.1.2", "10.0.0.+1",
+                            "10.0.0.01", "10.0..1", " 10.0.0.1", "10.0.0.1 ", "10.0.0.1/33", "10.0.0.1/-1",
+                            "10.0.0.1/", "10.0.0.1/+8", "10.0.0.1/08", "1e1.0.0.1", "0x0a.0.0.1"}) {
         INFO(bad);
         CHECK(validate::ipv4(bad, true));
     }
@@ -119,23 +123,29 @@ TEST_CASE("IPv4 addresses are strict dotted quads", "[values]") {
 }
 
 TEST_CASE("owners are ids 0..4294967294 or names an /etc/passwd may hold", "[values]") {
-    for (const char* good : {"0", "1000", "4294967294", "pi", "Debian-exim", "_apt", "systemd-network", "user.name", "machine$"})
+    for (const char* good :
+         {"0", "1000", "4294967294", "pi", "Debian-exim", "_apt", "systemd-network", "user.name", "machine$"})
         CHECK_FALSE(validate::owner(good));
-    for (const char* bad : {"", "-1", "4294967295", "99999999999", "1x", "-root", "a b", "a:b", "a\nb", "ro$ot", "ü"}) {
+    for (const char* bad :
+         {"", "-1", "4294967295", "99999999999", "1x", "-root", "a b", "a:b", "a\nb", "ro$ot", "ü"}) {
         INFO(bad);
         CHECK(validate::owner(bad));
     }
-    CHECK(*validate::owner("4294967295") == "is out of range: ids are 0..4294967294 (4294967295 is chown's 'no change', not an id)");
+    CHECK(*validate::owner("4294967295") ==
+          "is out of range: ids are 0..4294967294 (4294967295 is chown's 'no change', not an id)");
 }
 
 TEST_CASE("recipe variables have identifier names, in vars: and --set alike", "[values]") {
     CHECK_FALSE(validate::var_name("domain"));
     CHECK_FALSE(validate::var_name("_x-1"));
-    for (const char* bad : {"", "{{d}}", "1x", "a.b", "a b", "-a"}) CHECK(validate::var_name(bad));
+    for (const char* bad : {"", "{{d}}", "1x", "a.b", "a b", "-a"})
+        CHECK(validate::var_name(bad));
     TempDir d;
     d.write("base/etc/hostname", "x\n");
-    d.write("r.yaml", "base: {dir: base}\nvars:\n  \"{{d}}\": 1\n  ok: 2\noutputs:\n  - tar: {path: r.tar}\n");
-    CHECK(recipe_errors(d, "r.yaml") == "r.yaml:3:3: vars: '{{d}}' is not a variable name: it must start with a letter or '_'");
+    d.write("r.yaml",
+            "base: {dir: base}\nvars:\n  \"{{d}}\": 1\n  ok: 2\noutputs:\n  - tar: {path: r.tar}\n");
+    CHECK(recipe_errors(d, "r.yaml") ==
+          "r.yaml:3:3: vars: '{{d}}' is not a variable name: it must start with a letter or '_'");
 }
 
 TEST_CASE("epochs every output can store; later ones are refused", "[values]") {
@@ -147,26 +157,34 @@ TEST_CASE("epochs every output can store; later ones are refused", "[values]") {
     };
     CHECK(recipe("0") == "");
     CHECK(recipe("4294967295") == "");
-    CHECK(recipe("4294967296") == "r.yaml:2:8: recipe: epoch 4294967296 is after 4294967295 (2106-02-07), the latest time every output can store");
+    CHECK(recipe("4294967296") == "r.yaml:2:8: recipe: epoch 4294967296 is after 4294967295 (2106-02-07), "
+                                  "the latest time every output can store");
     CHECK(recipe("9223372036854775807") != "");
     CHECK(recipe("-1") != "");
     CHECK(recipe("99999999999999999999999") != "");
 }
 
-TEST_CASE("dnsmasq.conf, exports and nodes.txt: no node field or netboot option adds a line", "[values][netboot]") {
+TEST_CASE("dnsmasq.conf, exports and nodes.txt: no node field or netboot option adds a line",
+          "[values][netboot]") {
     TempDir d;
     d.write("base/etc/hostname", "x\n");
     auto errors = [&](const std::string& recipe) {
         d.write("r.yaml", recipe);
         return recipe_errors(d, "r.yaml");
     };
-    REQUIRE(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\", serial: a1b2c3d4, ip: 10.0.0.11/24}", "")) == "");
+    REQUIRE(errors(netboot_recipe(
+                "{name: w1, mac: \"b8:27:eb:00:00:01\", serial: a1b2c3d4, ip: 10.0.0.11/24}", "")) == "");
     // The injection of the issue: a node name that is three lines of dnsmasq configuration.
-    CHECK_THAT(errors(netboot_recipe("{name: \"x\\ndhcp-boot=evil.0,evilhost,127.0.0.1\\nport=53\\n#\", mac: \"b8:27:eb:00:00:01\"}", "")),
-               Contains("name 'x\\ndhcp-boot=evil.0,evilhost,127.0.0.1\\nport=53\\n#' contains a blank, control or non-ASCII character"));
+    CHECK_THAT(
+        errors(netboot_recipe(
+            "{name: \"x\\ndhcp-boot=evil.0,evilhost,127.0.0.1\\nport=53\\n#\", mac: \"b8:27:eb:00:00:01\"}",
+            "")),
+        Contains("name 'x\\ndhcp-boot=evil.0,evilhost,127.0.0.1\\nport=53\\n#' contains a blank, control or "
+                 "non-ASCII character"));
     CHECK_THAT(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\", ip: 10.0.0.-5/24}", "")),
                Contains("ip '10.0.0.-5/24' is not an IPv4 address"));
-    d.write("r.yaml", "base: {dir: base}\nnodes: [{name: w1, mac: \"b8:27:eb:00:00:01\"}]\noutputs:\n  - netboot: {server: \"-10.0.0.1\"}\n");
+    d.write("r.yaml", "base: {dir: base}\nnodes: [{name: w1, mac: \"b8:27:eb:00:00:01\"}]\noutputs:\n  - "
+                      "netboot: {server: \"-10.0.0.1\"}\n");
     CHECK_THAT(recipe_errors(d, "r.yaml"), Contains("server '-10.0.0.1' is not an IPv4 address"));
     {
         for (const auto& h : k_breaks) {
@@ -174,31 +192,42 @@ TEST_CASE("dnsmasq.conf, exports and nodes.txt: no node field or netboot option 
             std::string v = std::string("\"") + h.yaml + "\"";
             for (std::string field : {"name", "mac", "serial", "ip"}) {
                 std::string node = "{name: w1, mac: \"b8:27:eb:00:00:01\", " + field + ": " + v + "}";
-                if (field == "name" || field == "mac") node = "{" + field + ": " + v + (field == "name" ? ", mac: \"b8:27:eb:00:00:01\"}" : ", name: w1}");
+                if (field == "name" || field == "mac")
+                    node = "{" + field + ": " + v +
+                           (field == "name" ? ", mac: \"b8:27:eb:00:00:01\"}" : ", name: w1}");
                 INFO(field);
                 CHECK(errors(netboot_recipe(node, "")) != "");
             }
-            for (std::string option : {"subnet", "tftp_root", "nfs_root", "server_config", "export_base", "tftp_server_path"}) {
+            for (std::string option :
+                 {"subnet", "tftp_root", "nfs_root", "server_config", "export_base", "tftp_server_path"}) {
                 INFO(option);
-                CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}", ", " + option + ": " + v)) != "");
+                CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}",
+                                            ", " + option + ": " + v)) != "");
             }
             INFO("server");
-            d.write("r.yaml", "base: {dir: base}\nnodes: [{name: w1, mac: \"b8:27:eb:00:00:01\"}]\noutputs:\n  - netboot: {server: " + v + "}\n");
+            d.write("r.yaml", "base: {dir: base}\nnodes: [{name: w1, mac: "
+                              "\"b8:27:eb:00:00:01\"}]\noutputs:\n  - netboot: {server: " +
+                                  v + "}\n");
             CHECK(recipe_errors(d, "r.yaml") != "");
             INFO("recipe name");
-            CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}", "", "name: " + v + "\n")) != "");
+            CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}", "", "name: " + v + "\n")) !=
+                  "");
         }
     }
     // Blanks, quotes, '#', ',' and '\' split or end a path in exports, dnsmasq.conf (tftp-root=PATH,IFACE),
     // fstab and nfsroot=SERVER:PATH,OPTIONS.
-    for (const char* bad : {"/srv/a b", "/srv/a,b", "/srv/a#b", "/srv/a\\\"b", "/srv/a\\\\b", "/srv/a'b", "/srv/a\\tb"}) {
+    for (const char* bad :
+         {"/srv/a b", "/srv/a,b", "/srv/a#b", "/srv/a\\\"b", "/srv/a\\\\b", "/srv/a'b", "/srv/a\\tb"}) {
         INFO(bad);
-        CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}", std::string(", export_base: \"") + bad + "\"")) != "");
-        CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}", std::string(", tftp_server_path: \"") + bad + "\"")) != "");
+        CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}",
+                                    std::string(", export_base: \"") + bad + "\"")) != "");
+        CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}",
+                                    std::string(", tftp_server_path: \"") + bad + "\"")) != "");
     }
     for (const char* bad : {"a b", "a,b", "a#b", "a\\\"b"}) {
         INFO(bad);
-        CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}", std::string(", tftp_root: \"") + bad + "\"")) != "");
+        CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}",
+                                    std::string(", tftp_root: \"") + bad + "\"")) != "");
     }
     // The recipe's name only lands in a comment line: quotes and comment characters are fine there.
     netboot::Options o;
@@ -208,7 +237,8 @@ TEST_CASE("dnsmasq.conf, exports and nodes.txt: no node field or netboot option 
     std::string plain = netboot::dnsmasq_conf(o, "r");
     std::string odd = netboot::dnsmasq_conf(o, "r \"#; x");
     CHECK(std::count(odd.begin(), odd.end(), '\n') == std::count(plain.begin(), plain.end(), '\n'));
-    CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}", "", "name: \"r \\\"#; x\"\n")) == "");
+    CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}", "", "name: \"r \\\"#; x\"\n")) ==
+          "");
 }
 
 TEST_CASE("/etc/hostname and /etc/hosts: host names and domains are RFC 1123", "[values][hostname]") {
@@ -219,16 +249,17 @@ TEST_CASE("/etc/hostname and /etc/hosts: host names and domains are RFC 1123", "
 }
 
 TEST_CASE(".network files: every interface field", "[values][networkd]") {
-    for (std::string tmpl :
-         {"networkd: {interfaces: [{name: @}]}", "networkd: {interfaces: [{mac: @}]}",
-          "networkd: {interfaces: [{name: eth0, address: @}]}",
-          "networkd: {interfaces: [{name: eth0, address: 10.0.0.2/24, gateway: @}]}",
-          "networkd: {interfaces: [{name: eth0, dns: [@]}]}", "networkd: {interfaces: [{name: eth0, domains: [@]}]}",
-          "networkd: {interfaces: [{name: eth0, file: @}]}", "networkd: {interfaces: [{name: eth0}], disable: [@]}"}) {
+    for (std::string tmpl : {"networkd: {interfaces: [{name: @}]}", "networkd: {interfaces: [{mac: @}]}",
+                             "networkd: {interfaces: [{name: eth0, address: @}]}",
+                             "networkd: {interfaces: [{name: eth0, address: 10.0.0.2/24, gateway: @}]}",
+                             "networkd: {interfaces: [{name: eth0, dns: [@]}]}",
+                             "networkd: {interfaces: [{name: eth0, domains: [@]}]}",
+                             "networkd: {interfaces: [{name: eth0, file: @}]}",
+                             "networkd: {interfaces: [{name: eth0}], disable: [@]}"}) {
         refuses(tmpl, k_breaks);
     }
-    for (std::string tmpl :
-         {"networkd: {interfaces: [{name: eth0, domains: [@]}]}", "networkd: {interfaces: [{name: eth0, dns: [@]}]}"}) {
+    for (std::string tmpl : {"networkd: {interfaces: [{name: eth0, domains: [@]}]}",
+                             "networkd: {interfaces: [{name: eth0, dns: [@]}]}"}) {
         refuses(tmpl, k_quoting);
     }
     // Name= is a blank-separated list of globs that reads quotes and '\'; '#' only starts a comment at
@@ -236,15 +267,18 @@ TEST_CASE(".network files: every interface field", "[values][networkd]") {
     CHECK(error_of("networkd: {interfaces: [{name: \"eth0 wlan0\"}]}") != "");
     CHECK(error_of("networkd: {interfaces: [{name: \"eth0\\\"\"}]}") != "");
     CHECK(error_of("networkd: {interfaces: [{name: \"eth#0\"}]}") == "");
-    CHECK_THAT(error_of("networkd: {interfaces: [{name: eth0, address: 10.0.0.-5/24}]}"), Contains("is not an IPv4 address"));
+    CHECK_THAT(error_of("networkd: {interfaces: [{name: eth0, address: 10.0.0.-5/24}]}"),
+               Contains("is not an IPv4 address"));
     CHECK_THAT(error_of("networkd: {interfaces: [{name: \"eth\\\\0\"}]}"), Contains("contains '\\'"));
 }
 
 TEST_CASE("authorized_keys: one key a line, the whole item checked", "[values][ssh]") {
-    const std::string key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+gHceS3PH/eo2km8HMbGf+E6P0qRcPhus0L8MbkJid me";
+    const std::string key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+gHceS3PH/eo2km8HMbGf+E6P0qRcPhus0L8MbkJid me";
     CHECK(error_of("ssh: {authorized_keys: {pi: [\"" + key + "\"]}}") == "");
     // The issue's case: a valid first line, then a private key's first line.
-    CHECK_THAT(error_of("ssh: {authorized_keys: {pi: [\"" + key + "\\n-----BEGIN OPENSSH PRIVATE KEY-----\\nb3Blbn\"]}}"),
+    CHECK_THAT(error_of("ssh: {authorized_keys: {pi: [\"" + key +
+                        "\\n-----BEGIN OPENSSH PRIVATE KEY-----\\nb3Blbn\"]}}"),
                Contains("has a line break: give each key as its own item"));
     for (const Hostile& h : k_breaks) {
         INFO(h.what);
@@ -305,9 +339,10 @@ TEST_CASE("cloud-init: instance id and meta-data", "[values][cloud_init]") {
     tree.put("/usr/bin/cloud-init", file("#!/usr/bin/python3\n", 0755));
     tree.put("/etc/cloud/cloud.cfg", file("datasource_list: [NoCloud, None]\n"));
     Diagnostics diag;
-    auto step = parse_step("cloud_init: {user_data_inline: \"#cloud-config\\n{}\\n\", location: seed-dir, schema_check: false,"
-                           " meta_data: {k: \"x\\nlocal-hostname: evil\\0\\\"#\"}}",
-                           diag);
+    auto step = parse_step(
+        "cloud_init: {user_data_inline: \"#cloud-config\\n{}\\n\", location: seed-dir, schema_check: false,"
+        " meta_data: {k: \"x\\nlocal-hostname: evil\\0\\\"#\"}}",
+        diag);
     diag.checkpoint();
     REQUIRE(step);
     step->apply(tree, StepApplyEnv{k_step_now});
@@ -325,14 +360,16 @@ TEST_CASE("passwd, group and shadow: every field of a user", "[values][users]") 
           "users: [{name: pi, password_hash: @}]"}) {
         refuses(tmpl, k_breaks);
     }
-    for (std::string tmpl : {"users: [{name: @}]", "users: [{name: pi, groups: [@]}]", "users: [{name: pi, primary_group: @}]"})
+    for (std::string tmpl :
+         {"users: [{name: @}]", "users: [{name: pi, groups: [@]}]", "users: [{name: pi, primary_group: @}]"})
         refuses(tmpl, k_quoting);
     CHECK(error_of("users: [{name: pi, gecos: \"a:b\"}]") != "");
     CHECK(error_of("users: [{name: pi, home: \"/home/a:b\"}]") != "");
     // A hash's rounds= field is not crypt64 and was not looked at.
     CHECK(error_of("users: [{name: pi, password_hash: \"$6$rounds=5000\\nroot::0:0::/:/bin/sh$salt$" +
                    std::string(86, 'a') + "\"}]") != "");
-    CHECK(error_of("users: [{name: pi, password_hash: \"$6$rounds=5:0$salt$" + std::string(86, 'a') + "\"}]") != "");
+    CHECK(error_of("users: [{name: pi, password_hash: \"$6$rounds=5:0$salt$" + std::string(86, 'a') +
+                   "\"}]") != "");
     // '#' is only text in a gecos field.
     CHECK(error_of("users: [{name: pi, gecos: \"Pi #1, room 2\"}]") == "");
 }
@@ -342,13 +379,16 @@ TEST_CASE("files: owners are checked at validate, dest is one line", "[values][f
     CHECK(error_of("files: {content: x, dest: /x, owner: \"4294967294\"}") == "");
     for (const char* bad : {"\"-1\"", "\"99999999999\"", "\"4294967295\"", "\"a b\"", "\"a\\nb\"", "\"\""}) {
         INFO(bad);
-        CHECK_THAT(error_of(std::string("files: {content: x, dest: /x, owner: ") + bad + "}"), Contains("owner"));
-        CHECK_THAT(error_of(std::string("files: {content: x, dest: /x, group: ") + bad + "}"), Contains("group"));
+        CHECK_THAT(error_of(std::string("files: {content: x, dest: /x, owner: ") + bad + "}"),
+                   Contains("owner"));
+        CHECK_THAT(error_of(std::string("files: {content: x, dest: /x, group: ") + bad + "}"),
+                   Contains("group"));
     }
     refuses("files: {content: x, dest: @}", k_breaks);
 }
 
-TEST_CASE("containerd, sysctl and modules-load: versions, keys and values", "[values][kubernetes_prereqs][containerd]") {
+TEST_CASE("containerd, sysctl and modules-load: versions, keys and values",
+          "[values][kubernetes_prereqs][containerd]") {
     refuses("kubernetes_prereqs: {modules: [@]}", k_breaks);
     refuses("kubernetes_prereqs: {modules: [@]}", k_quoting);
     refuses("kubernetes_prereqs: {sysctl: {@: 1}}", k_breaks);
@@ -356,10 +396,15 @@ TEST_CASE("containerd, sysctl and modules-load: versions, keys and values", "[va
     refuses("kubernetes_prereqs: {swap: @}", k_breaks);
     for (const Hostile& h : k_breaks) {
         INFO(h.what);
-        CHECK_THAT(error_of(std::string("containerd: {containerd: /nonexistent, runc: /nonexistent, version: \"1.7") + h.yaml + "\"}"),
+        CHECK_THAT(error_of(std::string(
+                                "containerd: {containerd: /nonexistent, runc: /nonexistent, version: \"1.7") +
+                            h.yaml + "\"}"),
                    Contains("version '"));
-        CHECK_THAT(error_of(std::string("containerd: {containerd: /nonexistent, runc: /nonexistent, config: \"default") + h.yaml + "\"}"),
-                   Contains("config '"));
+        CHECK_THAT(
+            error_of(
+                std::string("containerd: {containerd: /nonexistent, runc: /nonexistent, config: \"default") +
+                h.yaml + "\"}"),
+            Contains("config '"));
     }
 }
 
@@ -375,7 +420,8 @@ TEST_CASE("SHA256SUMS: an output's path is one line", "[values]") {
     d.write("base/etc/hostname", "x\n");
     for (const Hostile& h : k_breaks) {
         INFO(h.what);
-        d.write("r.yaml", std::string("base: {dir: base}\noutputs:\n  - tar: {path: \"a") + h.yaml + ".tar\"}\n");
+        d.write("r.yaml",
+                std::string("base: {dir: base}\noutputs:\n  - tar: {path: \"a") + h.yaml + ".tar\"}\n");
         CHECK(recipe_errors(d, "r.yaml") != "");
     }
 }
@@ -413,11 +459,14 @@ TEST_CASE("a FAT entry whose name Linux cannot hold is an error naming it, never
     CHECK(plain.get("/mnt/start4.elf"));
     CHECK(plain.get("/mnt/xtart4.elf"));
     CHECK(plain.get("/mnt/overlays/a.dtbo"));
-    CHECK_THROWS_WITH(read_with(std::string("/\0", 2)), Contains("has an entry named '/tart4.elf'") && Contains("'/' in its name"));
+    CHECK_THROWS_WITH(read_with(std::string("/\0", 2)),
+                      Contains("has an entry named '/tart4.elf'") && Contains("'/' in its name"));
     // A '\\' is a name Linux holds (and the FAT writer refuses, naming it): read as it is.
     CHECK(read_with(std::string("\\\0", 2)).get("/mnt/\\tart4.elf"));
-    CHECK_THROWS_WITH(read_with(std::string("s\0", 2)), Contains("has an entry named 'start4.elf'") && Contains("already in that folder"));
-    CHECK_THROWS_WITH(read_with(std::string("S\0", 2)), Contains("already in that folder (FAT folders ignore case)"));
+    CHECK_THROWS_WITH(read_with(std::string("s\0", 2)),
+                      Contains("has an entry named 'start4.elf'") && Contains("already in that folder"));
+    CHECK_THROWS_WITH(read_with(std::string("S\0", 2)),
+                      Contains("already in that folder (FAT folders ignore case)"));
     CHECK_THROWS_WITH(read_with(std::string("\0\0", 2)), Contains("a name no file can have"));
     CHECK_THROWS_WITH(read_with(std::string("\x00\xd8", 2)), Contains("unpaired UTF-16 surrogate"));
 }
@@ -434,7 +483,8 @@ TEST_CASE("SOURCE_DATE_EPOCH is held to the same range as epoch:", "[values]") {
     };
     CHECK(with_env("1700000000") == "");
     CHECK(with_env("4294967295") == "");
-    CHECK(with_env("4294967296") == "SOURCE_DATE_EPOCH=4294967296 is after 4294967295 (2106-02-07), the latest time every output can store");
+    CHECK(with_env("4294967296") == "SOURCE_DATE_EPOCH=4294967296 is after 4294967295 (2106-02-07), the "
+                                    "latest time every output can store");
     CHECK(with_env("9223372036854775807") != "");
     CHECK(with_env("99999999999999999999") != "");
     CHECK(with_env("-1") == "SOURCE_DATE_EPOCH='-1' is not a number of seconds");
@@ -445,7 +495,8 @@ TEST_CASE("ext4 stores times up to the epoch limit as the kernel reads them", "[
     TempDir d;
     Tree in("base", {1700000000, 0});
     // 2038-01-19T03:14:08Z, the first second past signed 32 bits; 2106-02-07, the recipe's limit.
-    for (int64_t t : {int64_t{0}, int64_t{2147483647}, int64_t{2147483648}, int64_t{3000000000}, validate::k_max_epoch})
+    for (int64_t t :
+         {int64_t{0}, int64_t{2147483647}, int64_t{2147483648}, int64_t{3000000000}, validate::k_max_epoch})
         in.put("/t" + std::to_string(t), Entry::file(make_blob("x"), 0644, {t, 5}));
     uint64_t size = 16ull << 20;
     std::string img = d.write("root.ext4", "");
@@ -457,7 +508,8 @@ TEST_CASE("ext4 stores times up to the epoch limit as the kernel reads them", "[
     REQUIRE(r.ok());
     Tree out("base");
     REQUIRE(ext2::read_tree(ImageFile::open(img), 0, "test", out, "/").ok());
-    for (int64_t t : {int64_t{0}, int64_t{2147483647}, int64_t{2147483648}, int64_t{3000000000}, validate::k_max_epoch}) {
+    for (int64_t t :
+         {int64_t{0}, int64_t{2147483647}, int64_t{2147483648}, int64_t{3000000000}, validate::k_max_epoch}) {
         INFO(t);
         REQUIRE(out.get("/t" + std::to_string(t)));
         CHECK(out.get("/t" + std::to_string(t))->mtime.sec == t);
@@ -468,7 +520,8 @@ TEST_CASE("ext4 stores times up to the epoch limit as the kernel reads them", "[
     if (FILE* p = ::popen(cmd.c_str(), "r")) {
         char buf[4096];
         size_t n;
-        while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+        while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+            text.append(buf, n);
         ::pclose(p);
     }
     CHECK_THAT(text, Contains("mtime: 0xb2d05e00:00000015 -- "));
@@ -484,7 +537,9 @@ TEST_CASE("folders a tarball implies but does not list get the build's time", "[
     REQUIRE(archive::write_tarball(src, tar, options).ok());
     // Keep only the file: "./etc/" and "./" are left out of the copy.
     std::string listed = d.path() + "/files-only.tar";
-    std::string cmd = "cd " + d.path() + " && mkdir x && bsdtar -xf in.tar -C x && bsdtar -cf files-only.tar -C x --format pax ./etc/hostname";
+    std::string cmd =
+        "cd " + d.path() +
+        " && mkdir x && bsdtar -xf in.tar -C x && bsdtar -cf files-only.tar -C x --format pax ./etc/hostname";
     REQUIRE(std::system(cmd.c_str()) == 0);
     auto source = make_tarball_source(listed, "");
     Tree t = source->read({1700000000, 0});
