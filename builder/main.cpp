@@ -3,6 +3,7 @@
 #include "core/commands.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/validate.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -34,7 +35,12 @@ ib::Overrides parse_sets(const std::vector<std::string>& sets) {
     for (const auto& s : sets) {
         auto eq = s.find('=');
         if (eq == std::string::npos || eq == 0)
-            throw ib::Error("imgbuild: --set '" + s + "': expected NAME=VALUE", ib::k_exit_usage);
+            throw ib::Error("imgbuild: --set '" + ib::validate::shown(s) + "': expected NAME=VALUE",
+                            ib::k_exit_usage);
+        if (auto why = ib::validate::var_name(s.substr(0, eq)))
+            throw ib::Error("imgbuild: --set '" + ib::validate::shown(s) + "': '" +
+                                ib::validate::shown(s.substr(0, eq)) + "' is not a variable name: it " + *why,
+                            ib::k_exit_usage);
         out.emplace_back(s.substr(0, eq), s.substr(eq + 1));
     }
     return out;
@@ -104,6 +110,7 @@ int main(int argc, char** argv) {
     ib::install_interrupt_handlers();
     try {
         ib::Overrides overrides = parse_sets(sets);
+        if (out_dir.empty()) throw ib::Error("imgbuild: --out '': give an output folder", ib::k_exit_usage);
         ib::SourceOptions source_options;
         source_options.insecure = insecure;
         if (inspect->parsed()) return ib::cmd_inspect(inspect_image, inspect_json, std::cout);

@@ -4,7 +4,9 @@
 #include "core/log.hpp"
 #include "core/staging.hpp"
 #include "core/template.hpp"
+#include "core/validate.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -90,13 +92,20 @@ void plan_item(const Typed& t, const Type* type, const Recipe& r, Diagnostics& d
 
 Timestamp choose_epoch(const Recipe& r, std::string& source, Diagnostics& diag) {
     if (const char* env = std::getenv("SOURCE_DATE_EPOCH"); env && *env) {
-        char* end = nullptr;
-        long long v = std::strtoll(env, &end, 10);
-        if (*end == '\0' && v >= 0) {
+        std::string_view text(env);
+        int64_t v = -1;
+        bool digits = text.size() <= 19 && text.find_first_not_of("0123456789") == std::string_view::npos;
+        if (digits) std::from_chars(text.data(), text.data() + text.size(), v);
+        if (digits && v >= 0 && v <= validate::k_max_epoch) {
             source = "SOURCE_DATE_EPOCH";
             return {v, 0};
         }
-        diag.error({}, "SOURCE_DATE_EPOCH='" + std::string(env) + "' is not a number of seconds");
+        if (digits)
+            diag.error({}, "SOURCE_DATE_EPOCH=" + std::string(env) + " is after " +
+                               std::to_string(validate::k_max_epoch) +
+                               " (2106-02-07), the latest time every output can store");
+        else
+            diag.error({}, "SOURCE_DATE_EPOCH='" + validate::shown(env) + "' is not a number of seconds");
     }
     if (r.epoch) {
         source = "recipe epoch";
@@ -245,7 +254,7 @@ void execute(const Plan& plan, const BuildOptions& options) {
 
     // 1. Base layer, from the source.
     log::info("reading base: " + plan.base->describe());
-    Tree tree = plan.base->read();
+    Tree tree = plan.base->read(plan.now);
     tree.set_default_mtime(plan.now);
     log::detail("base: " + std::to_string(tree.size()) + " entries");
 

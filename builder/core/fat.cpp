@@ -1,9 +1,11 @@
 #include "core/fat.hpp"
 
 #include "core/error.hpp"
+#include "core/validate.hpp"
 
 #include <cstring>
 #include <ctime>
+#include <set>
 #include <vector>
 
 namespace ib {
@@ -144,12 +146,19 @@ std::string folder_bytes(const Volume& v, uint32_t first_cluster, bool fixed_roo
     return out;
 }
 
+std::string ascii_lower(std::string s) {
+    for (char& c : s)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return s;
+}
+
 void read_folder(const std::shared_ptr<const Volume>& v, uint32_t cluster, bool fixed_root, Tree& tree,
                  const std::string& at, int depth) {
     if (depth > 64) throw Error(v->what + ": folders nested too deep (a loop?)");
     std::string raw = folder_bytes(*v, cluster, fixed_root);
     std::vector<uint16_t> lfn;
     int lfn_checksum = -1;
+    std::set<std::string> seen; // names in this folder, ASCII lower case: FAT folders ignore case
     for (size_t off = 0; off + 32 <= raw.size(); off += 32) {
         const auto* e = reinterpret_cast<const uint8_t*>(raw.data() + off);
         if (e[0] == 0x00) break;
@@ -178,13 +187,22 @@ void read_folder(const std::shared_ptr<const Volume>& v, uint32_t cluster, bool 
             continue;
         }
         std::string name;
-        if (!lfn.empty() && lfn_checksum == short_checksum(e)) {
-            for (size_t i = 0; i < lfn.size(); ++i) {
+        std::string bad; // why the long name cannot be a file name, "" when it can
+        bool long_name = !lfn.empty() && lfn_checksum == short_checksum(e);
+        if (long_name) {
+            size_t end = 0;
+            while (end < lfn.size() && lfn[end] != 0 && lfn[end] != 0xFFFF)
+                ++end;
+            for (size_t i = end; i < lfn.size(); ++i)
+                if (lfn[i] != 0 && lfn[i] != 0xFFFF) bad = "a NUL inside its long name";
+            for (size_t i = 0; i < end; ++i) {
                 uint32_t cp = lfn[i];
-                if (cp == 0 || cp == 0xFFFF) break;
-                if (cp >= 0xD800 && cp < 0xDC00 && i + 1 < lfn.size()) {
+                if (cp >= 0xD800 && cp < 0xDC00 && i + 1 < end && lfn[i + 1] >= 0xDC00 &&
+                    lfn[i + 1] < 0xE000) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lfn[i + 1] - 0xDC00);
                     ++i;
+                } else if (cp >= 0xD800 && cp < 0xE000) {
+                    bad = "an unpaired UTF-16 surrogate in its long name";
                 }
                 append_utf8(name, cp);
             }
@@ -192,7 +210,18 @@ void read_folder(const std::shared_ptr<const Volume>& v, uint32_t cluster, bool 
             name = short_name(e);
         }
         lfn.clear();
-        if (name == "." || name == ".." || name.empty() || name.find('/') != std::string::npos) continue;
+        // The dot entries of a subfolder are short names only; anything else is a name Linux cannot
+        // hold: an error naming it, never a file left out (which would hide what else went wrong).
+        if (!long_name && (name == "." || name == "..")) continue;
+        std::string where = v->what + ": folder '" + at + "' has an entry named '" + validate::shown(name) +
+                            "' (short name '" + short_name(e) + "')";
+        if (name.empty() || name == "." || name == "..")
+            bad = "a name no file can have";
+        else if (name.find('/') != std::string::npos)
+            bad = "'/' in its name";
+        if (!bad.empty()) throw Error(where + " with " + bad);
+        if (!seen.insert(ascii_lower(name)).second)
+            throw Error(where + ", a name that is already in that folder (FAT folders ignore case)");
         uint32_t first = static_cast<uint32_t>(le16(e + 26)) | (v->bits == 32 ? static_cast<uint32_t>(le16(e + 20)) << 16 : 0);
         Timestamp mtime = fat_time(le16(e + 24), le16(e + 22));
         std::string p = at == "/" ? "/" + name : at + "/" + name;

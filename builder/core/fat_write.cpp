@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "core/path.hpp"
+#include "core/validate.hpp"
 
 #include <algorithm>
 #include <array>
@@ -173,7 +174,9 @@ struct Node {
     uint64_t size() const { return entry->size(); }
 };
 
-std::string cannot(const std::string& p) { return "cannot write '" + p + "' to FAT: "; }
+std::string cannot(const std::string& p) {
+    return "cannot write '" + validate::shown(p) + "' to FAT: ";
+}
 
 // Gives every child of `folder` its short name, long name and entry count.
 void name_children(Node& folder) {

@@ -1,5 +1,7 @@
 #include "core/openssh.hpp"
 
+#include "core/validate.hpp"
+
 #include <array>
 #include <vector>
 
@@ -138,6 +140,14 @@ KeyParse parse_public_key(std::string_view line) {
     if (line.empty()) return {std::nullopt, "is empty"};
     if (line.starts_with("-----BEGIN"))
         return {std::nullopt, "is a private key or PEM block; give the line of the .pub file"};
+    // authorized_keys is one key a line: a line break would smuggle in a second, unchecked line.
+    for (char ch : line) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c == '\n' || c == '\r') return {std::nullopt, "has a line break: give each key as its own item"};
+        if (c < 0x20 && c != '\t') return {std::nullopt, "contains a control character or NUL byte"};
+        if (c == 0x7F) return {std::nullopt, "contains a control character"};
+    }
+    if (!validate::utf8(line)) return {std::nullopt, "is not valid UTF-8"};
 
     size_t pos = 0;
     bool unterminated = false;

@@ -110,7 +110,7 @@ void load_nodes(const Doc& list, const std::map<std::string, std::string>& vars,
     for (const auto& item : list.items()) {
         std::string what = "node " + std::to_string(r.nodes.size() + 1);
         if (const Doc* n = item.is_map() ? item.find("name") : nullptr; n && n->is_scalar())
-            what = "node '" + n->str() + "'";
+            what = "node '" + validate::shown(n->str()) + "'";
         Doc rendered = render(item, scope, diag);
         size_t errors_before = diag.error_count();
         MapReader m(rendered, diag, what);
@@ -122,7 +122,7 @@ void load_nodes(const Doc& list, const std::map<std::string, std::string>& vars,
             if (!value) return;
             const Doc* d = rendered.find(key);
             if (auto why = validator(*value)) {
-                diag.error(d->mark(), what + ": " + key + " '" + *value + "' " + *why);
+                diag.error(d->mark(), what + ": " + key + " '" + validate::shown(*value) + "' " + *why);
                 return;
             }
             std::string v = normalise_mac ? validate::normalise_mac(*value) : *value;
@@ -180,9 +180,21 @@ Recipe load_recipe(const std::string& file, const Overrides& overrides, Diagnost
 
     MapReader top(doc, diag, "recipe");
     r.name = top.string("name").value_or(fs::path(file).stem().string());
+    // The name is written into files (dnsmasq.conf's header, the manifest): one line.
+    if (const Doc* n = doc.find("name"); n && n->is_scalar()) {
+        if (auto why = validate::one_line(r.name))
+            diag.error(n->mark(), "recipe: name '" + validate::shown(r.name) + "' " + *why);
+    }
     top.get("extends");
-    if (top.get("epoch")) {
-        if (auto e = top.uint("epoch", INT64_MAX)) r.epoch = static_cast<int64_t>(*e);
+    if (const Doc* e = top.get("epoch")) {
+        if (auto v = doc_uint(*e, diag, "recipe: 'epoch'")) {
+            if (*v > static_cast<uint64_t>(validate::k_max_epoch))
+                diag.error(e->mark(), "recipe: epoch " + std::to_string(*v) + " is after " +
+                                          std::to_string(validate::k_max_epoch) +
+                                          " (2106-02-07), the latest time every output can store");
+            else
+                r.epoch = static_cast<int64_t>(*v);
+        }
     }
 
     // vars: recipe values, then --set overrides (which may add new names).
@@ -191,8 +203,14 @@ Recipe load_recipe(const std::string& file, const Overrides& overrides, Diagnost
         if (!vars->is_map()) {
             diag.error(vars->mark(), "recipe: 'vars' must be a map of names to strings, found " + vars->kind_name());
         } else {
-            for (const auto& e : vars->entries())
+            for (const auto& e : vars->entries()) {
+                if (auto why = validate::var_name(e.key)) {
+                    diag.error(e.key_mark,
+                               "vars: '" + validate::shown(e.key) + "' is not a variable name: it " + *why);
+                    continue;
+                }
                 if (auto s = doc_string(e.value, diag, "var '" + e.key + "'")) raw[e.key] = {*s, e.value.mark()};
+            }
         }
     }
     auto cli = std::make_shared<const std::string>("--set");

@@ -1,5 +1,7 @@
 #include "core/template.hpp"
 
+#include "core/validate.hpp"
+
 #include <cctype>
 #include <vector>
 
@@ -8,10 +10,7 @@ namespace ib {
 namespace {
 
 bool is_identifier(std::string_view s) {
-    if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
-    for (char c : s)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
-    return true;
+    return !validate::var_name(s);
 }
 
 std::string_view trim(std::string_view s) {

@@ -25,4 +25,14 @@ private:
     std::map<std::string, std::string, path::Less> m_first; // group key (target path) -> first member
 };
 
+// The mode of an output file that holds all of `tree` (a tarball, a disk image): 0600 when anything
+// in it is kept from other users inside the image (a file or folder without the "others may read"
+// bit: /etc/shadow, generated SSH host keys, /root), since whoever can read the image file reads those
+// too; else 0644. The umask applies on top.
+uint32_t output_file_mode(const Tree& tree);
+
+// Creates `file`, which must not exist, empty and with `mode`, so that a writer opening it by name
+// afterwards (libarchive truncates, it does not re-create) writes into a file nobody else could open.
+void create_output_file(const std::string& file, uint32_t mode);
+
 } // namespace ib

@@ -319,7 +319,10 @@ private:
         inode.i_gid = static_cast<uint16_t>(e.gid);
         inode.osd2.linux2.l_i_gid_high = static_cast<uint16_t>(e.gid >> 16);
         uint32_t secs = static_cast<uint32_t>(e.mtime.sec);
-        uint32_t extra = (e.mtime.nsec << 2) | (static_cast<uint32_t>(e.mtime.sec >> 32) & 3);
+        // The kernel reads the seconds as signed 32 bits plus the extra epoch bits times 2^32
+        // (ext4_decode_extra_time): from 2038 on, the epoch bits count from that signed value.
+        int64_t epoch = (e.mtime.sec - static_cast<int64_t>(static_cast<int32_t>(secs))) >> 32;
+        uint32_t extra = (e.mtime.nsec << 2) | (static_cast<uint32_t>(epoch) & 3);
         inode.i_atime = inode.i_ctime = inode.i_mtime = inode.i_crtime = secs;
         inode.i_atime_extra = inode.i_ctime_extra = inode.i_mtime_extra = inode.i_crtime_extra = extra;
         inode.i_links_count = 1;

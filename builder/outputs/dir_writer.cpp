@@ -1,10 +1,12 @@
 #include "outputs/dir_writer.hpp"
 
 #include "core/error.hpp"
+#include "core/validate.hpp"
 #include "core/writer_support.hpp"
 #include "outputs/file_store.hpp"
 
 #include <cerrno>
+#include <cstdint>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -202,12 +204,18 @@ void create_entry(const std::string& host, const std::string& stored_path, const
 }
 
 void check_root_needed(const Tree& tree, const std::string& what) {
-    if (::geteuid() == 0) return;
-    std::string example;
+    bool root = ::geteuid() == 0;
+    std::string example, no_change;
     tree.walk([&](const std::string& p, const Entry& e) {
-        if (example.empty() && needs_root(e))
+        // chown(2) takes (uid_t)-1 as "leave it": the folder would keep the builder's owner.
+        if (no_change.empty() && (e.uid == UINT32_MAX || e.gid == UINT32_MAX)) no_change = p;
+        if (!root && example.empty() && needs_root(e))
             example = "'" + p + "' (" + std::string(type_name(e.type)) + ", uid " + std::to_string(e.uid) + ")";
     });
+    if (!no_change.empty())
+        throw Error(
+            what + ": '" + validate::shown(no_change) +
+            "' has uid or gid 4294967295, which a folder cannot hold (chown takes it for 'leave unchanged')");
     if (!example.empty())
         throw Error(what + ": the tree holds entries only root can write as they are, such as " + example +
                     "; run imgbuild as root, or use a 'tar' output, which keeps owners without root");

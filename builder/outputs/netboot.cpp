@@ -700,6 +700,12 @@ std::optional<std::string> out_folder(MapReader& m, const Doc& options, OutputPa
     const Mark& mark = options.find(key)->mark();
     bool dotdot = false;
     for (auto part : path::split(*v)) dotdot = dotdot || part == "..";
+    // Its name is written into dnsmasq.conf, exports and nodes.txt (a table split at blanks).
+    if (auto why = validate::one_line_without(*v, " \t\"\\,#")) {
+        env.diag.error(mark, env.what + ": " + key + " '" + validate::shown(*v) + "' " + *why +
+                                 "; it is written into the server's configuration files");
+        return std::nullopt;
+    }
     std::string normal = v->empty() || (*v)[0] == '/' ? "" : path::normalise(*v).substr(1);
     if (v->empty() || (*v)[0] == '/' || dotdot || normal.empty()) {
         env.diag.error(mark, env.what + ": " + key + " '" + *v + "' must be a folder inside the output folder (--out), "
@@ -714,9 +720,15 @@ std::optional<std::string> server_path(MapReader& m, const Doc& options, OutputP
                                        const std::string& fallback) {
     auto v = m.string(key);
     if (!v) return fallback;
-    if (v->empty() || (*v)[0] != '/' || v->find_first_of(" \t\n\"#") != std::string::npos) {
-        env.diag.error(options.find(key)->mark(), env.what + ": " + key + " '" + *v +
-                                                      "' must be an absolute path on the server without blanks");
+    // Written into exports, dnsmasq.conf (tftp-root=PATH[,INTERFACE]), fstab and cmdline.txt
+    // (nfsroot=SERVER:PATH,OPTIONS): each splits at blanks or commas, or reads '#', quotes or '\'.
+    auto why = validate::one_line_without(*v, " \t\"\\,#'");
+    if (v->empty() || (*v)[0] != '/' || why) {
+        env.diag.error(options.find(key)->mark(),
+                       env.what + ": " + key + " '" + validate::shown(*v) +
+                           "' must be an absolute path on the server without blanks, "
+                           "commas, quotes, '#' or '\\'" +
+                           (why ? " (it " + *why + ")" : ""));
         return std::nullopt;
     }
     return path::normalise(*v);
@@ -746,14 +758,17 @@ std::unique_ptr<Output> parse_netboot_output(const Doc& options, OutputParseEnv&
     size_t errors = env.diag.error_count();
     Options o;
     if (auto s = m.string("server", true)) {
-        if (auto why = validate::ipv4(*s, false)) env.diag.error(options.find("server")->mark(), env.what + ": server '" + *s + "' " + *why);
+        if (auto why = validate::ipv4(*s, false))
+            env.diag.error(options.find("server")->mark(),
+                           env.what + ": server '" + validate::shown(*s) + "' " + *why);
         else o.server = *s;
     }
     int prefix_len = 24;
     std::optional<uint32_t> subnet;
     if (auto s = m.string("subnet")) {
         const Mark& mark = options.find("subnet")->mark();
-        if (auto why = validate::ipv4(*s, true)) env.diag.error(mark, env.what + ": subnet '" + *s + "' " + *why);
+        if (auto why = validate::ipv4(*s, true))
+            env.diag.error(mark, env.what + ": subnet '" + validate::shown(*s) + "' " + *why);
         else if (s->find('/') == std::string::npos)
             env.diag.error(mark, env.what + ": subnet '" + *s + "' needs a /prefix, such as 10.0.0.0/24");
         else {

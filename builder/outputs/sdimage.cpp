@@ -20,6 +20,7 @@
 #include "core/log.hpp"
 #include "core/staging.hpp"
 #include "core/table_write.hpp"
+#include "core/writer_support.hpp"
 #include "ext/archive.hpp"
 #include "ext/ext4_write.hpp"
 #include "ext/sha256.hpp"
@@ -281,7 +282,8 @@ public:
         bool compressed = m_layout.compression != archive::TarOptions::Compression::None;
         std::string raw_path = compressed ? m_path.substr(0, m_path.rfind(".img") + 4) : m_path;
         std::string temp = compressed ? staging.scratch_for(raw_path) : staging.temp_for(m_path);
-        int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        uint32_t mode = output_file_mode(tree);
+        int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
         if (fd < 0) throw Error(errno_message("create '" + temp + "'", errno));
         // SHA256SUMS's line for the image is taken by a thread of its own as the image is finished:
         // the table and the boot partition are hashed while the root is written, the root while the
@@ -314,8 +316,11 @@ public:
         ::close(fd);
         if (m_layout.bmap) write_bmap(temp, total, staging.temp_for(raw_path + ".bmap"));
         if (sum) staging.set_checksum(temp, sum->result(total));
-        if (compressed)
-            archive::compress_file(temp, staging.temp_for(m_path), m_layout.compression, env.threads).value_or_throw(what);
+        if (compressed) {
+            std::string packed = staging.temp_for(m_path);
+            create_output_file(packed, mode);
+            archive::compress_file(temp, packed, m_layout.compression, env.threads).value_or_throw(what);
+        }
         log::detail(what + ": " + std::to_string(total / k_mib) + " MiB, disk id " +
                     (m_layout.gpt ? guid_string(id.disk_guid) : "0x" + hex8(id.signature)) + ", root " +
                     std::to_string(root / k_mib) + " MiB (content about " + std::to_string(root_need / k_mib) + " MiB)");

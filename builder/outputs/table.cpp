@@ -1,4 +1,5 @@
 #include "core/path.hpp"
+#include "core/validate.hpp"
 #include "outputs/output.hpp"
 
 #include <array>
@@ -33,6 +34,11 @@ std::optional<std::string> output_path(MapReader& m, const Doc& options, OutputP
     auto p = m.string("path", true);
     if (!p) return std::nullopt;
     const Mark& mark = options.find("path")->mark();
+    // Each output's path is a line of SHA256SUMS.
+    if (auto why = validate::one_line(*p)) {
+        env.diag.error(mark, env.what + ": path '" + validate::shown(*p) + "' " + *why);
+        return std::nullopt;
+    }
     if (p->empty() || (*p)[0] == '/') {
         env.diag.error(mark, env.what + ": path '" + *p + "' must be relative to the output folder (--out)");
         return std::nullopt;

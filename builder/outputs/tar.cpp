@@ -4,6 +4,7 @@
 #include "core/error.hpp"
 #include "ext/archive.hpp"
 #include "core/staging.hpp"
+#include "core/writer_support.hpp"
 #include "outputs/output.hpp"
 
 namespace ib {
@@ -16,6 +17,7 @@ public:
     std::string describe() const override { return "tar " + m_path; }
     void write(const Tree& tree, Staging& staging, const OutputWriteEnv& env) const override {
         std::string temp = staging.temp_for(m_path);
+        create_output_file(temp, output_file_mode(tree));
         archive::TarOptions options = m_options;
         options.threads = env.threads;
         archive::write_tarball(tree, temp, options).value_or_throw("output 'tar' " + m_path);

@@ -24,7 +24,7 @@ public:
         return "image " + m_file + (m_sha256.empty() ? "" : " (sha256 " + m_sha256.substr(0, 12) + "…)");
     }
 
-    Tree read() const override {
+    Tree read(Timestamp) const override { // a filesystem lists every folder
         DiskImage image = open_disk_image(m_file, m_sha256);
         Tree tree = image.read();
         const ImageInfo& info = image.info();

@@ -22,7 +22,7 @@ public:
         return m_kind + " " + m_url + (m_sha256.empty() ? " (not pinned)" : " (sha256 " + m_sha256.substr(0, 12) + "…)");
     }
 
-    Tree read() const override {
+    Tree read(Timestamp implied_mtime) const override {
         std::string file;
         try {
             file = fetch::download(m_url, m_sha256);
@@ -31,7 +31,7 @@ public:
             throw Error("base: " + std::string(e.what()), e.exit_code());
         }
         auto local = m_kind == "image" ? make_image_source(file, "") : make_tarball_source(file, "");
-        return local->read();
+        return local->read(implied_mtime);
     }
 
 private:

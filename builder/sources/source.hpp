@@ -23,8 +23,9 @@ class Source {
 public:
     virtual ~Source() = default;
     virtual std::string describe() const = 0;
-    // A tree whose only layer, "base", holds the source's files.
-    virtual Tree read() const = 0;
+    // A tree whose only layer, "base", holds the source's files. Folders the source implies but does
+    // not list (a tarball without "./usr/" before "./usr/bin/x") get `implied_mtime`, the build's time.
+    virtual Tree read(Timestamp implied_mtime) const = 0;
 };
 
 struct SourceOptions {

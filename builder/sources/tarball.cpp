@@ -16,13 +16,13 @@ public:
         return "tarball " + m_file + (m_sha256.empty() ? "" : " (sha256 " + m_sha256.substr(0, 12) + "…)");
     }
 
-    Tree read() const override {
+    Tree read(Timestamp implied_mtime) const override {
         if (!m_sha256.empty()) {
             std::string actual = sha256_file(m_file).value_or_throw("base");
             if (actual != m_sha256)
                 throw Error("base: tarball '" + m_file + "' has sha256 " + actual + ", but the recipe pins " + m_sha256);
         }
-        Tree tree("base");
+        Tree tree("base", implied_mtime);
         archive::read_tarball(m_file, tree).value_or_throw("base");
         return tree;
     }

@@ -18,6 +18,7 @@
 #include "core/boot.hpp"
 #include "core/error.hpp"
 #include "core/text_file.hpp"
+#include "core/validate.hpp"
 #include "steps/step.hpp"
 
 #include <algorithm>
@@ -122,6 +123,9 @@ class Cmdline final : public Step {
 // One argument as written in the recipe, or the reason it is not one.
 std::optional<std::string> bad_arg(const std::string& arg) {
     if (arg.empty()) return "an argument is empty";
+    // cmdline.txt is one line; the kernel would read an unpaired '"' as quoting the rest of it.
+    if (auto why = validate::one_line(arg)) return "'" + validate::shown(arg) + "' " + *why;
+    if (std::count(arg.begin(), arg.end(), '"') % 2 != 0) return "'" + arg + "' has an unpaired '\"'";
     if (split_args(arg) != std::vector<std::string>{arg})
         return "'" + arg + "' is not one argument; give each as its own item";
     if (arg[0] == '=') return "'" + arg + "' has no name before '='";

@@ -17,6 +17,7 @@
 // Edits run section by section in the order given, `section`/`set`/`lines` first.
 #include "core/boot.hpp"
 #include "core/text_file.hpp"
+#include "core/validate.hpp"
 #include "steps/step.hpp"
 
 #include <algorithm>
@@ -162,8 +163,10 @@ class ConfigTxt final : public Step {
     }
 };
 
+// A line of config.txt: no line break, NUL or other control character (the firmware's parser ends a
+// line at any of them), valid UTF-8.
 bool has_line_break(std::string_view s) {
-    return s.find_first_of("\r\n") != std::string_view::npos;
+    return validate::one_line(s, true).has_value();
 }
 
 class Parser {
@@ -175,8 +178,9 @@ class Parser {
         std::string name = written;
         if (name.size() >= 2 && name.front() == '[' && name.back() == ']')
             name = name.substr(1, name.size() - 2);
-        if (name.empty() || name.find_first_of("[]# \t\r\n") != std::string::npos) {
-            m_env.diag.error(mark, m_env.what + ": section '" + written +
+        if (name.empty() || name.find_first_of("[]# \t\r\n") != std::string::npos ||
+            validate::one_line(name)) {
+            m_env.diag.error(mark, m_env.what + ": section '" + validate::shown(written) +
                                        "' is not a filter such as 'pi4' or '[pi4]'");
             return std::nullopt;
         }
@@ -221,7 +225,8 @@ class Parser {
                 auto value = doc_string(*v, m_env.diag, m_env.what + ": value of '" + key + "'");
                 if (!value) continue;
                 if (has_line_break(*value)) {
-                    m_env.diag.error(v->mark(), m_env.what + ": value of '" + key + "' has a line break");
+                    m_env.diag.error(v->mark(), m_env.what + ": value of '" + key + "' " +
+                                                    *validate::one_line(*value, true));
                     continue;
                 }
                 // YAML reads `enable_uart: true` as a word, which the firmware would not take for 1.
@@ -263,9 +268,9 @@ class Parser {
             auto line = doc_string(*d, m_env.diag, m_env.what + ": 'lines' item");
             if (!line) continue;
             if (has_line_break(*line))
-                m_env.diag.error(d->mark(),
-                                 m_env.what +
-                                     ": 'lines' item has a line break; give each line as its own item");
+                m_env.diag.error(d->mark(), m_env.what + ": 'lines' item " +
+                                                *validate::one_line(*line, true) +
+                                                "; give each line as its own item");
             else if (header_of(*line))
                 m_env.diag.error(d->mark(),
                                  m_env.what + ": '" + *line +

@@ -11,6 +11,7 @@
 #include "core/accounts.hpp"
 #include "core/error.hpp"
 #include "core/recipe.hpp"
+#include "core/validate.hpp"
 #include "steps/step.hpp"
 
 #include <algorithm>
@@ -156,8 +157,21 @@ std::unique_ptr<Step> parse_files(const Doc& options, StepParseEnv& env) {
     step->m_owner = m.string("owner").value_or("");
     step->m_group = m.string("group").value_or("");
     m.finish();
+    // Numbers are checked here; a name's existence only once the image's /etc/passwd is known.
+    for (const char* key : {"owner", "group"}) {
+        const std::string& v = std::string(key) == "owner" ? step->m_owner : step->m_group;
+        if (const Doc* d = options.find(key); d && !v.empty()) {
+            if (auto why = validate::owner(v))
+                env.diag.error(d->mark(), env.what + ": " + key + " '" + validate::shown(v) + "' " + *why);
+        } else if (d && d->is_scalar() && v.empty()) {
+            env.diag.error(d->mark(), env.what + ": " + key + " is empty");
+        }
+    }
     if (dest) {
-        if (dest->empty() || (*dest)[0] != '/')
+        if (auto why = validate::one_line(*dest))
+            env.diag.error(options.find("dest")->mark(),
+                           env.what + ": dest '" + validate::shown(*dest) + "' " + *why);
+        else if (dest->empty() || (*dest)[0] != '/')
             env.diag.error(options.find("dest")->mark(), env.what + ": dest '" + *dest + "' must be an absolute path in the image");
         step->m_dest = *dest;
     }

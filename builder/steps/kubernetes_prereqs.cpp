@@ -16,6 +16,7 @@
 // removes /var/swap.
 #include "core/text_file.hpp"
 #include "core/units.hpp"
+#include "core/validate.hpp"
 #include "steps/step.hpp"
 
 #include <algorithm>
@@ -134,7 +135,7 @@ std::unique_ptr<Step> parse_kubernetes_prereqs(const Doc& options, StepParseEnv&
             }
             auto value = doc_string(item.value, env.diag, env.what + ": sysctl '" + item.key + "'");
             if (!value) continue;
-            if (value->empty() || value->find_first_of("\r\n") != std::string::npos) {
+            if (value->empty() || validate::one_line(*value, true)) {
                 env.diag.error(item.value.mark(),
                                env.what + ": sysctl '" + item.key + "' needs a one-line value");
                 continue;

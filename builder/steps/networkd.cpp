@@ -162,7 +162,9 @@ std::optional<std::string> interface_name_problem(std::string_view s) {
     if (s.size() > 15) return "is longer than 15 characters";
     if (s == "." || s == "..") return "is not allowed";
     for (char c : s) {
-        if (c == '/' || c == ':') return std::string("contains '") + c + "'";
+        // Name= splits at blanks and reads quotes and '\' as systemd's quoting.
+        if (c == '/' || c == ':' || c == '"' || c == '\'' || c == '\\')
+            return std::string("contains '") + c + "'";
         if (std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c)))
             return "contains whitespace";
     }
@@ -309,10 +311,10 @@ Interface parse_interface(const Doc& item, size_t index, StepParseEnv& env) {
         i.domains.push_back(d.value);
     }
     if (file) {
-        if (file->find('/') != std::string::npos || file->starts_with(".") || !file->ends_with(".network") ||
-            file->size() == std::string_view(".network").size())
-            env.diag.error(item.find("file")->mark(),
-                           env.what + ": file '" + *file + "' must be a plain file name ending in '.network'");
+        if (validate::one_line(*file) || file->find('/') != std::string::npos || file->starts_with(".") ||
+            !file->ends_with(".network") || file->size() == std::string_view(".network").size())
+            env.diag.error(item.find("file")->mark(), env.what + ": file '" + validate::shown(*file) +
+                                                          "' must be a plain file name ending in '.network'");
         i.file = *file;
     } else {
         i.file = default_file(i, index);

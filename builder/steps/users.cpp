@@ -69,6 +69,9 @@ std::vector<std::string_view> dollar_fields(std::string_view s) {
 // Why `h` is not a crypt(5) hash that Debian's PAM accepts, or nullopt. Never quotes `h`.
 std::optional<std::string> hash_problem(std::string_view h) {
     if (h == "!" || h == "*") return std::nullopt;
+    // A field of /etc/shadow (and a quoted string of custom.toml): whatever the scheme, one line
+    // without ':' or quotes.
+    if (auto why = validate::one_line_without(h, ":\"\\ \t")) return *why + ", which no crypt hash does";
     if (h.starts_with("!")) h.remove_prefix(1); // a locked account that keeps its hash
     if (h.empty() || h[0] != '$')
         return "looks like a plain password, not a crypt hash: make one with `mkpasswd -m yescrypt` or "
@@ -390,8 +393,10 @@ class Users final : public Step {
 // A value for a passwd field: one line, no ':'.
 bool field_ok(const Doc& d, const std::string& value, const std::string& what, StepParseEnv& env,
               bool absolute) {
-    if (value.find_first_of(":\n\r") != std::string::npos) {
-        env.diag.error(d.mark(), env.what + ": " + what + " must not contain ':' or a line break");
+    // A field of /etc/passwd: one line, fields split at ':'.
+    if (auto why = validate::one_line_without(value, ":")) {
+        env.diag.error(d.mark(), env.what + ": " + what + " '" + validate::shown(value) + "' " + *why +
+                                     " (passwd fields must not contain ':' or a line break)");
         return false;
     }
     if (absolute && (value.empty() || value[0] != '/')) {

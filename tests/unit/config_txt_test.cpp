@@ -126,10 +126,11 @@ TEST_CASE("config_txt: options are checked when the recipe is read", "[step][con
           "t.yaml:1:58: step 'config_txt': 'a b' is not a config.txt setting name");
     CHECK(error_of("config_txt: {section: \"[pi4\", set: {a: 1}, lines: [\"[pi5]\"]}") ==
           "t.yaml:1:23: step 'config_txt': section '[pi4' is not a filter such as 'pi4' or '[pi4]'");
-    CHECK(error_of("config_txt: {lines: [\"[pi5]\", \"a\\nb\"]}") ==
-          "t.yaml:1:22: step 'config_txt': '[pi5]' is a section header; name sections with 'section' or "
-          "'sections'\n"
-          "t.yaml:1:31: step 'config_txt': 'lines' item has a line break; give each line as its own item");
+    CHECK(
+        error_of("config_txt: {lines: [\"[pi5]\", \"a\\nb\"]}") ==
+        "t.yaml:1:22: step 'config_txt': '[pi5]' is a section header; name sections with 'section' or "
+        "'sections'\n"
+        "t.yaml:1:31: step 'config_txt': 'lines' item contains a line break; give each line as its own item");
     CHECK(error_of("config_txt: {set: {gpu_mem: 16}, sections: {all: {gpu_mem: 32}}}") ==
           "t.yaml:1:60: step 'config_txt': 'gpu_mem' is set twice for [all] (first at t.yaml:1:29)");
     CHECK(error_of("config_txt: {lines: [\"gpu_mem=64\", \"dtparam=spi=on\"], sections: {all: {gpu_mem: 32, dtparam: "

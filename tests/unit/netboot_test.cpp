@@ -169,7 +169,8 @@ TEST_CASE("netboot options are checked, each error at its value", "[netboot]") {
     CHECK(netboot_error("netboot: {server: 10.0.0.1, nfs_root: tftp/nfs}") ==
           "t.yaml:1:10: output 'netboot': tftp_root 'tftp' and nfs_root 'tftp/nfs' overlap; give each its own folder");
     CHECK(netboot_error("netboot: {server: 10.0.0.1, export_base: srv/nfs}") ==
-          "t.yaml:1:42: output 'netboot': export_base 'srv/nfs' must be an absolute path on the server without blanks");
+          "t.yaml:1:42: output 'netboot': export_base 'srv/nfs' must be an absolute path on the server "
+          "without blanks, commas, quotes, '#' or '\\'");
     CHECK(netboot_error("netboot: {server: 10.0.0.1, nfs_version: 2}") == "t.yaml:1:42: output 'netboot': nfs_version 2 is not 3 or 4");
     CHECK(netboot_error("netboot: {server: 10.0.0.1, share: all}") == "t.yaml:1:36: output 'netboot': share 'all' is not auto, none or export");
     CHECK(netboot_error("netboot: {}") == "t.yaml:1:10: output 'netboot': missing required key 'server'");

@@ -211,7 +211,8 @@ TEST_CASE("users checks names and hashes, and never shows a hash", "[users][step
     CHECK(error_of("users: [{name: a, uid: 7}, {name: b, uid: 7}, {name: c, uid: 0, gecos: \"a:b\"}]") ==
           "t.yaml:1:28: step 'users': uid 7 is given to both 'a' and 'b'\n"
           "t.yaml:1:62: step 'users': uid 0 is root's; give 'c' another uid\n"
-          "t.yaml:1:72: step 'users': gecos must not contain ':' or a line break");
+          "t.yaml:1:72: step 'users': gecos 'a:b' contains ':' (passwd fields must not contain ':' or a line "
+          "break)");
     CHECK(error_of("users: {accounts: [{name: a}], userconf: true}") ==
           "t.yaml:1:42: step 'users': 'userconf: true' needs a user with a password_hash");
     CHECK(error_of("users: {userconf: true}") == "t.yaml:1:8: step 'users': missing required key 'accounts'");

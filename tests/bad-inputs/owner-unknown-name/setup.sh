@@ -1,0 +1,1 @@
+printf 'root:x:0:0:root:/root:/bin/sh\n' > base/etc/passwd
