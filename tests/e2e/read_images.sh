@@ -127,7 +127,15 @@ check_ls_cat() { # LAYOUT IMG SRC TAR
   else
     # mode uid gid size date time path[ -> target][ => hardlink-target]
     sed -E 's/^([^ ]+) ([^ ]+) ([^ ]+) [^ ]+ [^ ]+ [^ ]+ (.*)$/\1 \2 \3 \4/; s/ (->|=>) .*$//' "$P.out" | LC_ALL=C sort > "$d/ls.got"
-    bsdtar --numeric-owner -tvf "$tar" | awk '{ m = $1; sub(/^h/, "-", m); p = $0; sub(/^([^ ]+ +){8}/, "", p); sub(/ (->|link to) .*$/, "", p); sub(/\/$/, "", p); sub(/^\./, "", p); if (p != "") print m, $3, $4, p }' |
+    # libarchive reports a member with an ACL with the group bits of its group:: entry; the file's mode
+    # (what ls shows, and what stat shows after extracting) has its ACL mask there (POSIX.1e).
+    acl_masks "$tar" > "$d/masks"
+    bsdtar --numeric-owner -tvf "$tar" | awk '
+      FILENAME == ARGV[1] { M[$1] = $2; next }
+      { m = $1; sub(/^h/, "-", m); p = $0; sub(/^([^ ]+ +){8}/, "", p); sub(/ (->|link to) .*$/, "", p); sub(/\/$/, "", p); sub(/^\./, "", p)
+        if (p in M) { x = substr(m, 7, 1); gx = (x == "s" || x == "S") ? (substr(M[p], 3, 1) == "x" ? "s" : "S") : substr(M[p], 3, 1)
+          m = substr(m, 1, 4) substr(M[p], 1, 2) gx substr(m, 8) }
+        if (p != "") print m, $3, $4, p }' "$d/masks" - |
       LC_ALL=C sort > "$d/ls.want"
     same "$L: ls -R lists the tarball's members (mode, uid, gid, path)" "$d/ls.want" "$d/ls.got"
   fi
@@ -206,6 +214,18 @@ check_tar() { # LABEL LAYOUT SRC TAR
   rm -rf "$x"
 }
 
+# acl_masks TAR: "/path rwx" for each member whose access ACL has a mask (pax SCHILY.acl.access), read
+# with Python's tarfile.
+acl_masks() {
+  python3 - "$1" << 'EOF'
+import re, sys, tarfile
+for m in tarfile.open(sys.argv[1]):
+    acl = m.pax_headers.get("SCHILY.acl.access", "")
+    mask = re.search(r"(?:^|[,\n])mask::([r-][w-][x-])", acl)
+    if mask:
+        print("/" + m.name.lstrip(".").strip("/"), mask.group(1))
+EOF
+}
 # The ACL'd names of the fixture (make-image.sh), by getfacl: numeric, relative, owner lines left out.
 acls_of() { (cd "$1" && getfacl -n -p -R var/log/journal etc/acl.conf 2> /dev/null | grep -v '^# owner\|^# group'); }
 
