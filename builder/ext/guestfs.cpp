@@ -6,6 +6,8 @@
 #include "core/log.hpp"
 #include "ext/archive.hpp"
 
+#include <guestfs.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -16,9 +18,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
-#include <guestfs.h>
 #include <optional>
-#include <sstream>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -85,7 +85,7 @@ std::vector<pid_t> qemu_children() {
 // Watches one launch: the console's messages arrive as appliance events; a QEMU child whose console
 // has said nothing for k_kvm_silence is killed, which makes guestfs_launch fail.
 class LaunchWatch {
-  public:
+public:
     explicit LaunchWatch(guestfs_h* g) : m_g(g) {
         m_event = guestfs_set_event_callback(g, &LaunchWatch::on_event,
                                              GUESTFS_EVENT_APPLIANCE | GUESTFS_EVENT_LIBRARY, 0, this);
@@ -102,24 +102,45 @@ class LaunchWatch {
         m_event = -1;
     }
     bool killed() const { return m_killed; }
-    std::string tail() const { return m_tail; } // after stop(): the console's last line
+    // After stop(): the console's last line with words in it, escape sequences left out.
+    std::string tail() const {
+        std::string last, line;
+        auto end_line = [&] {
+            while (!line.empty() && line.back() == ' ')
+                line.pop_back();
+            if (std::any_of(line.begin(), line.end(), [](unsigned char c) { return std::isalpha(c); }))
+                last = line;
+            line.clear();
+        };
+        for (size_t i = 0; i < m_console.size(); ++i) {
+            char c = m_console[i];
+            if (c == '\x1b') { // ESC c, or ESC [ parameters and a final letter
+                if (i + 1 < m_console.size() && m_console[i + 1] == '[')
+                    for (i += 2;
+                         i < m_console.size() && !std::isalpha(static_cast<unsigned char>(m_console[i]));
+                         ++i) {
+                    }
+                else
+                    ++i;
+            } else if (c == '\n' || c == '\r') {
+                end_line();
+            } else if (static_cast<unsigned char>(c) >= ' ') {
+                line += c;
+            }
+        }
+        end_line();
+        return last;
+    }
 
-  private:
+private:
     static void on_event(guestfs_h*, void* self, uint64_t event, int, int, const char* buf, size_t len,
                          const uint64_t*, size_t) {
         auto* w = static_cast<LaunchWatch*>(self);
         if (event != GUESTFS_EVENT_APPLIANCE) return; // library messages: only so they are not printed
         w->m_last_output = Clock::now().time_since_epoch().count();
-        std::string text(buf, len);
-        std::istringstream lines(text);
-        for (std::string line; std::getline(lines, line);) {
-            while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
-                line.pop_back();
-            // Escape sequences and libguestfs's progress dots say nothing: keep the last line of words.
-            bool words =
-                std::any_of(line.begin(), line.end(), [](unsigned char c) { return std::isalpha(c); });
-            if (words && line.find('\x1b') == std::string::npos) w->m_tail = line;
-        }
+        // The console comes in pieces, not lines: keep its last few hundred bytes.
+        w->m_console.append(buf, len);
+        if (w->m_console.size() > 4096) w->m_console.erase(0, w->m_console.size() - 1024);
     }
 
     void watch() {
@@ -143,15 +164,13 @@ class LaunchWatch {
     std::thread m_thread;
     std::atomic<bool> m_done{false}, m_killed{false};
     std::atomic<Clock::rep> m_last_output{0};
-    std::string m_tail; // written by the launching thread only
+    std::string m_console; // written by the launching thread only
     int m_event = -1;
 };
 
 } // namespace
 
-bool available() {
-    return true;
-}
+bool available() { return true; }
 
 Result<void> read(const std::string& image, const std::string& format, Tree& tree, std::string& boot_mount) {
     std::optional<Handle> h;
@@ -213,22 +232,18 @@ Result<void> read(const std::string& image, const std::string& format, Tree& tre
     std::vector<std::pair<std::string, std::string>> mounts; // (mount point, device)
     if (!roots.empty()) {
         auto flat = take(guestfs_inspect_get_mountpoints(h->g, roots[0].c_str()));
-        for (size_t i = 0; i + 1 < flat.size(); i += 2)
-            mounts.emplace_back(flat[i], flat[i + 1]);
+        for (size_t i = 0; i + 1 < flat.size(); i += 2) mounts.emplace_back(flat[i], flat[i + 1]);
     } else {
         // Inspection recognises only complete OS installs: a bare root filesystem is still a root.
         auto flat = take(guestfs_list_filesystems(h->g)); // (device, type) pairs
         for (size_t i = 0; i + 1 < flat.size() && mounts.empty(); i += 2) {
             const std::string& type = flat[i + 1];
-            if (type == "btrfs" || type == "xfs" || type.rfind("ext", 0) == 0)
-                mounts.emplace_back("/", flat[i]);
+            if (type == "btrfs" || type == "xfs" || type.rfind("ext", 0) == 0) mounts.emplace_back("/", flat[i]);
         }
-        if (mounts.empty())
-            return fail("libguestfs: no operating system or Linux filesystem found in '" + image + "'");
+        if (mounts.empty()) return fail("libguestfs: no operating system or Linux filesystem found in '" + image + "'");
     }
     // Shortest mount point first, so that / comes before /boot.
-    std::sort(mounts.begin(), mounts.end(),
-              [](const auto& a, const auto& b) { return a.first.size() < b.first.size(); });
+    std::sort(mounts.begin(), mounts.end(), [](const auto& a, const auto& b) { return a.first.size() < b.first.size(); });
     for (const auto& [mp, dev] : mounts) {
         if (guestfs_mount_ro(h->g, dev.c_str(), mp.c_str()) != 0) return error("mount " + dev + " at " + mp);
         if (mp == "/boot/firmware" || mp == "/boot") boot_mount = mp;
@@ -238,8 +253,8 @@ Result<void> read(const std::string& image, const std::string& format, Tree& tre
     if (fd < 0) return fail(errno_message("libguestfs: temporary tarball", errno));
     ::close(fd);
     std::string tar = tmpl;
-    int r = guestfs_tar_out_opts(h->g, "/", tar.c_str(), GUESTFS_TAR_OUT_OPTS_NUMERICOWNER, 1,
-                                 GUESTFS_TAR_OUT_OPTS_XATTRS, 1, GUESTFS_TAR_OUT_OPTS_ACLS, 1, -1);
+    int r = guestfs_tar_out_opts(h->g, "/", tar.c_str(), GUESTFS_TAR_OUT_OPTS_NUMERICOWNER, 1, GUESTFS_TAR_OUT_OPTS_XATTRS,
+                                 1, GUESTFS_TAR_OUT_OPTS_ACLS, 1, -1);
     if (r != 0) {
         ::unlink(tar.c_str());
         return error("copy the files out");

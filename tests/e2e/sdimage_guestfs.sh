@@ -113,7 +113,7 @@ def octal(perms):
 tree, tree_links = [], {}
 out = subprocess.run([imgbuild, "ls", "-R", img], capture_output=True, text=True, check=True).stdout
 for line in out.splitlines():
-    m = re.match(r"^(\S)(\S{9}) (\d+) (\d+) (\S+) \S+ \S+ (.*)$", line)
+    m = re.match(r"^(\S)(\S{9})\+? (\d+) (\d+) (\S+) \S+ \S+ (.*)$", line)  # "+": the entry has an ACL
     if not m:
         print("FAIL - imgbuild ls -R: unexpected line: " + line)
         continue
