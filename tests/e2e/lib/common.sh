@@ -68,6 +68,7 @@ debian_mirror() {
   echo "${m%/}"
 }
 
+# shellcheck disable=SC2034 # GUESTFS_PROBE is read by the caller
 guestfs_probe() {
   command -v libguestfs-test-tool > /dev/null || { GUESTFS_PROBE="libguestfs-test-tool is not installed (libguestfs-tools)"; return 1; }
   local log
