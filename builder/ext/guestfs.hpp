@@ -1,7 +1,7 @@
 // libguestfs adapter (optional): the slow, universal reader for what the native readers do not handle
-// (qcow2, LVM, btrfs, xfs). It starts a small VM appliance (15-25 s here, TCG only), mounts what the
-// image's own OS inspection says, and streams the tree out as a tarball. Only ext/guestfs.cpp
-// includes guestfs.h; without libguestfs at build time, available() is false.
+// (qcow2, LVM, btrfs, xfs). It starts a small VM appliance (with KVM when that works, else TCG: 15-25 s
+// here), mounts what the image's own OS inspection says, and streams the tree out as a tarball. Only
+// ext/guestfs.cpp includes guestfs.h; without libguestfs at build time, available() is false.
 #pragma once
 
 #include "core/error.hpp"

@@ -261,8 +261,10 @@ else
       fail "no static address 192.168.1.22/24 in /etc/systemd/network ($(tr '\n' ' ' < "$W/h-net.ls"))"
     hcat /etc/containerd/config.toml | grep -qE '^ *SystemdCgroup = true$' && ok "containerd config.toml: SystemdCgroup = true" ||
       fail "no SystemdCgroup = true in the HypriotOS image's config.toml"
-    [ "$(hcat /etc/hostname)" != "$(H=$W/hyp/hypriot-1.img hcat /etc/hostname)" ] &&
-      ok "hypriot-1.img and hypriot-2.img carry their own host names" || fail "hypriot-1.img and hypriot-2.img have the same host name"
+    # hcat prints nothing when it cannot read: each name must be the node's own, not merely differ.
+    h1=$(H=$W/hyp/hypriot-1.img hcat /etc/hostname) h2=$(hcat /etc/hostname)
+    [ "$h1" = hypriot-1 ] && [ "$h2" = hypriot-2 ] &&
+      ok "hypriot-1.img and hypriot-2.img carry their own host names" || fail "host names: hypriot-1.img '$h1', hypriot-2.img '$h2'"
   fi
 fi
 

@@ -10,11 +10,12 @@
 #   - NFS: one root per node without the boot files (the mount point stays); /usr files are one inode
 #     across nodes (with nfs/.store), the fixture's hardlink pair stays one inode; /etc and /var files
 #     are separate inodes, and writing one node's copy changes no other node; owners, modes, setuid,
-#     security.capability, device node as in the fixture; fstab without the PARTUUID lines;
+#     security.capability (byte for byte, and as getcap reads it), POSIX ACLs (getfacl), device node as
+#     in the fixture; fstab without the PARTUUID lines;
 #     dphys-swapfile.service masked; each node's /etc/hostname its name; one manifest per node in
 #     nfs/.manifests;
 #   - server files: `dnsmasq --test -C netboot/dnsmasq.conf` passes; exports has 4 well-formed lines
-#     with distinct fsids; nodes.txt lists the 4 nodes;
+#     with distinct fsids, each the README's derivation computed here with sha256sum; nodes.txt lists the 4 nodes;
 #   - the build logs one "wrote" line per node, naming that node's TFTP folder and NFS root;
 #   - a second build into the same folder updates in place (tests/e2e/netboot_update.sh checks that in
 #     depth): the recipe did not change, so what the nodes wrote stays, even in files imgbuild wrote;
@@ -33,7 +34,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 e2e_args "$@"
 MAKE_IMAGE=$HERE/../fixtures/make-image.sh
 need_root "real owners in the NFS roots; setpriv to nobody; a private mount namespace"
-need_tools dnsmasq setpriv getfattr setfattr stat find sfdisk mkfs.vfat mcopy mke2fs unshare
+need_tools dnsmasq setpriv getfattr setfattr getfacl getcap stat find sfdisk mkfs.vfat mcopy mke2fs unshare
 
 export LC_ALL=C.UTF-8
 unset SOURCE_DATE_EPOCH
@@ -120,7 +121,13 @@ for i in 0 1 2 3; do
   eq "$node cmdline.txt is a file of its own" "$(stat -c %h "$c")" 1
   for f in "${BOOT_FILES[@]}"; do
     first=$T/b8-27-eb-00-00-01/$f
-    eq "$node $f: the same inode as node-1's" "$(ino "$d/$f")" "$(ino "$first")"
+    if [ "$node" = node-1 ]; then
+      [ -f "$d/$f" ] && [ ! -L "$d/$f" ] && ok "$node $f is a regular file" || fail "$node $f is missing or not a regular file"
+    elif [ -f "$d/$f" ] && [ -f "$first" ]; then
+      eq "$node $f: the same inode as node-1's" "$(ino "$d/$f")" "$(ino "$first")"
+    else
+      fail "$node $f or node-1's is missing"
+    fi
   done
 done
 for f in "${BOOT_FILES[@]}"; do
@@ -133,6 +140,13 @@ eq "boot files are world-readable" "$(stat -c %a "$T/b8-27-eb-00-00-01/start4.el
 
 # ---- NFS roots ---------------------------------------------------------------------------------
 N=$O/nfs
+S=$W/rpi.img.src/root # the fixture's source root
+SRC_CAP=$(getfattr --absolute-names -e hex -n security.capability "$S/usr/bin/ping" 2> /dev/null | sed -n 's/^security.capability=//p')
+SRC_GETCAP=$(getcap "$S/usr/bin/ping" | awk '{ print $2 }')
+acls() { (cd "$1" && getfacl -n -p -R var/log/journal etc/acl.conf 2> /dev/null | grep -v '^# owner\|^# group'); }
+SRC_ACLS=$(acls "$S")
+[ -n "$SRC_CAP" ] && [ -n "$SRC_GETCAP" ] && grep -q '^user:1000:' <<< "$SRC_ACLS" && grep -q '^default:group:4:' <<< "$SRC_ACLS" ||
+  die "the fixture's source root lacks the capability or the ACLs it is made with: '$SRC_CAP' '$SRC_GETCAP' '$SRC_ACLS'"
 eq "NFS folder holds the manifests, the store and one root per node" "$(ls -A "$N" | LC_ALL=C sort | tr '\n' ' ')" ".manifests .store node-1 node-2 node-3 node-4 "
 eq "one manifest per node" "$(ls -A "$N/.manifests" | LC_ALL=C sort | tr '\n' ' ')" "node-1 node-2 node-3 node-4 "
 for node in "${NODES[@]}"; do
@@ -145,7 +159,10 @@ for node in "${NODES[@]}"; do
   eq "$node /usr/bin/hello shared with node-1" "$(ino "$r/usr/bin/hello")" "$(ino "$N/node-1/usr/bin/hello")"
   eq "$node /usr/bin/hello-again is hello" "$(ino "$r/usr/bin/hello-again")" "$(ino "$r/usr/bin/hello")"
   eq "$node /usr/bin/ping owner and mode" "$(stat -c '%u:%g %a' "$r/usr/bin/ping")" "0:0 4755"
-  eq "$node /usr/bin/ping capability" "$(getfattr --absolute-names -e hex -n security.capability "$r/usr/bin/ping" 2> /dev/null | grep -c '^security.capability=0x01')" 1
+  eq "$node /usr/bin/ping security.capability is the source's, byte for byte" \
+    "$(getfattr --absolute-names -e hex -n security.capability "$r/usr/bin/ping" 2> /dev/null | sed -n 's/^security.capability=//p')" "$SRC_CAP"
+  eq "$node /usr/bin/ping: getcap reads what it reads on the source" "$(getcap "$r/usr/bin/ping" | awk '{ print $2 }')" "$SRC_GETCAP"
+  eq "$node POSIX ACLs (named user/group entries, default ACL) are the source's" "$(acls "$r")" "$SRC_ACLS"
   eq "$node /home/pi owner and mode" "$(stat -c '%u:%g %a' "$r/home/pi")" "1000:1000 700"
   eq "$node /home/pi/notes.txt owner" "$(stat -c '%u:%g %a' "$r/home/pi/notes.txt")" "1000:1000 644"
   eq "$node /etc/ssh key mode" "$(stat -c '%u:%g %a' "$r/etc/ssh/ssh_host_ed25519_key")" "0:0 600"
@@ -181,6 +198,12 @@ eq "exports: 4 lines" "$(grep -c . <<< "$lines")" 4
 eq "exports: every line well-formed" \
   "$(grep -cE '^/srv/nfs/node-[1-4]  \*\(rw,sync,no_subtree_check,no_root_squash,fsid=[1-9][0-9]*\)$' <<< "$lines")" 4
 eq "exports: distinct fsids" "$(grep -oE 'fsid=[0-9]+' <<< "$lines" | sort -u | wc -l)" 4
+# The README's derivation, computed here: the first 31 bits of sha256("imgbuild netboot NAME").
+for node in "${NODES[@]}"; do
+  h=$(printf 'imgbuild netboot %s' "$node" | sha256sum | cut -c1-8)
+  eq "exports: $node's fsid is sha256(\"imgbuild netboot $node\")'s first 31 bits" \
+    "$(sed -n "s|^/srv/nfs/$node  .*fsid=\([0-9]*\))\$|\1|p" <<< "$lines")" "$((0x$h & 0x7fffffff))"
+done
 eq "nodes.txt: header and 4 nodes" "$(wc -l < "$O/netboot/nodes.txt")" 5
 grep -qE '^node-3 +dc:a6:32:00:00:03 +a1b2c303 +10\.0\.0\.13/24 +tftp/dc-a6-32-00-00-03/ +10\.0\.0\.1:/srv/nfs/node-3$' "$O/netboot/nodes.txt" &&
   ok "nodes.txt row of node-3" || fail "nodes.txt: $(cat "$O/netboot/nodes.txt")"

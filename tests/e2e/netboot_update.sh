@@ -149,7 +149,14 @@ listing "$O" > "$W/l4"
 eq "node-4 dropped: node-4's folders as they were" "$(grep -E ' (nfs|tftp)/(node-4|b8-27-eb-00-00-04)' "$W/l4")" \
   "$(grep -E ' (nfs|tftp)/(node-4|b8-27-eb-00-00-04)' "$W/l3")"
 node_files_survive "node-4 dropped" node-4
-grep -q '/srv/nfs/node-4 ' "$O/netboot/exports" && fail "exports still lists node-4" || ok "node-4 dropped: exports no longer lists it"
+if [ ! -s "$O/netboot/exports" ]; then
+  fail "node-4 dropped: netboot/exports is missing or empty"
+elif grep -q '/srv/nfs/node-4 ' "$O/netboot/exports"; then
+  fail "exports still lists node-4"
+else
+  eq "node-4 dropped: exports no longer lists it, and lists the 3 nodes left" "$(grep -oE '^/srv/nfs/node-[0-9]+ ' "$O/netboot/exports" | sort | tr -d ' ' | tr '\n' ' ')" \
+    "/srv/nfs/node-1 /srv/nfs/node-2 /srv/nfs/node-3 "
+fi
 build prune "$W/r3.yaml" --prune
 eq "--prune: exit code" "$?" 0
 [ ! -e "$N/node-4" ] && [ ! -e "$O/tftp/b8-27-eb-00-00-04" ] && [ ! -e "$N/.manifests/node-4" ] &&

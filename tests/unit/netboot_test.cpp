@@ -131,7 +131,11 @@ TEST_CASE("netboot fsids are stable, non-zero and distinct", "[netboot]") {
     CHECK(distinct.size() == names.size());
     CHECK(distinct.count(0) == 0);
     CHECK(netboot::fsids({"worker-7"}).front() == ids[7]);
-    CHECK(netboot::fsids({"a", "a"})[1] == netboot::fsids({"a"})[0] + 1); // a clash moves the later one
+    // The README's derivation, computed apart: printf 'imgbuild netboot a' | sha256sum gives 4454ed83...
+    // whose first 31 bits are 0x4454ed83 & 0x7fffffff = 1146416515.
+    CHECK(netboot::fsids({"a"}) == std::vector<uint32_t>{1146416515u});
+    CHECK(ids[7] == 740323553u); // worker-7: ac2070e1... & 0x7fffffff
+    CHECK(netboot::fsids({"a", "a"}) == std::vector<uint32_t>{1146416515u, 1146416516u}); // a clash moves the later one
 }
 
 TEST_CASE("netboot server files", "[netboot]") {
@@ -144,10 +148,10 @@ TEST_CASE("netboot server files", "[netboot]") {
         CHECK(conf.find(line) != std::string::npos);
     o.prefix = netboot::Prefix::Serial;
     CHECK(netboot::dnsmasq_conf(o, "worker").find("tftp-unique-root") == std::string::npos);
-    auto ids = netboot::fsids({"w1", "w2"});
+    // fsids by sha256sum of "imgbuild netboot w1" and "... w2" (see the fsids test).
     std::string ex = netboot::exports(o, rows);
-    CHECK(ex.find("\n/srv/nfs/w1  *(rw,sync,no_subtree_check,no_root_squash,fsid=" + std::to_string(ids[0]) + ")\n") != std::string::npos);
-    CHECK(ex.find("\n/srv/nfs/w2  *(rw,sync,no_subtree_check,no_root_squash,fsid=" + std::to_string(ids[1]) + ")\n") != std::string::npos);
+    CHECK(ex.find("\n/srv/nfs/w1  *(rw,sync,no_subtree_check,no_root_squash,fsid=1193213161)\n") != std::string::npos);
+    CHECK(ex.find("\n/srv/nfs/w2  *(rw,sync,no_subtree_check,no_root_squash,fsid=1217697521)\n") != std::string::npos);
     CHECK(netboot::nodes_table(o, rows) ==
           "NAME  MAC                SERIAL    IP            TFTP                     NFS\n"
           "w1    b8:27:eb:00:00:01  a1b2c301  10.0.0.11/24  tftp/b8-27-eb-00-00-01/  10.0.0.1:/srv/nfs/w1\n"
