@@ -74,7 +74,9 @@ DiskImage open_disk_image(const std::string& file, const std::string& sha256) {
     // A pinned image is found in the cache by its pin, with no read of the file at all; the pin is
     // verified while the file is decoded, and a mismatch leaves nothing in the cache.
     std::string key = sha256.empty() ? "file-" + file_identity(file) : sha256;
-    std::string decoded = cache::get_or_make("decoded", key + ".img", [&](const std::string& temp) {
+    // The decoded copy's own sha256 is recorded when it is made and checked before each use (a stat
+    // while the file is as it was, a full hash once it is not): a changed copy is decoded again.
+    std::string decoded = cache::get_or_make_verified("decoded", key + ".img", [&](const std::string& temp) {
         log::info("decoding " + file + " (" + kind + ") into the cache");
         auto start = std::chrono::steady_clock::now();
         decode::InputDigest digest;
@@ -90,6 +92,7 @@ DiskImage open_disk_image(const std::string& file, const std::string& sha256) {
         char buf[128];
         snprintf(buf, sizeof buf, "decoded %.1f MiB in %.2f s", static_cast<double>(done.size) / (1 << 20), secs);
         log::detail(buf + (done.member.empty() ? std::string() : " from zip member '" + done.member + "'"));
+        return std::string(); // hashed by the cache, holes skipped
     });
     log::detail("image: using " + decoded);
     return DiskImage::open(decoded, file);

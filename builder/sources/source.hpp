@@ -25,6 +25,8 @@ public:
     virtual std::string describe() const = 0;
     // A tree whose only layer, "base", holds the source's files.
     virtual Tree read() const = 0;
+    // The host folder the source reads, for a `dir:` base ("" for the others).
+    virtual std::string folder() const { return {}; }
 };
 
 struct SourceOptions {
