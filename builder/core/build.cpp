@@ -127,8 +127,8 @@ void claim_areas(Areas& areas, const Output& o, const PlannedOutput& po, size_t 
         };
         bool clashed = false;
         // An output already claimed at `a` or one of its parents ...
-        std::string prefix;
-        for (auto part : path::split("/" + a)) {
+        std::string prefix, abs = "/" + a; // split() gives views into it
+        for (auto part : path::split(abs)) {
             prefix += (prefix.empty() ? "" : "/") + std::string(part);
             if (auto it = areas.find(prefix); it != areas.end() && clash(it->first, it->second, "lies inside"))
                 clashed = true;
@@ -181,8 +181,8 @@ void check_out_dir(const Plan& plan, const OutputChecks& checks, Diagnostics& di
     std::set<std::string> seen;
     auto check = [&](const Mark& mark, const std::string& what, const std::string& type, const OutputTarget& t) {
         if (!seen.insert(t.path).second) return;
-        std::string rel;
-        for (auto part : path::split("/" + t.path)) {
+        std::string rel, abs = "/" + t.path; // split() gives views into it
+        for (auto part : path::split(abs)) {
             rel += (rel.empty() ? "" : "/") + std::string(part);
             std::string host = out + "/" + rel;
             struct stat now {};

@@ -111,7 +111,7 @@ mkdir -p out2/nfs/node-1/var/log out2/nfs/.manifests
 echo "a node's own log" > out2/nfs/node-1/var/log/syslog
 echo "netboot dir $(stat -c '%i %.9W' out2/nfs/node-1 | tr -d . | tr ' ' .) nfs/node-1" > out2/.imgbuild-outputs
 printf 'base: {dir: base}\noutputs:\n  - dir: {path: nfs}\n' > nfs.yaml
-cp -a out out.keep && rm -rf out && mv out2 out
+mv out out.keep && mv out2 out
 refused "a dir output over an earlier netboot tree" "'out/nfs' exists (a folder)" nfs.yaml --out out
 rm -rf out && mv out.keep out
 
