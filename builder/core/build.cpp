@@ -349,20 +349,20 @@ std::string layer_summary(const Tree& tree) {
 }
 
 // What the output folder's record (owned.hpp) says once this build is in place: every path its
-// outputs write (the inode a staged one has now is the one it keeps through the rename), and of the
-// earlier record what is still there as it was and lies outside every output of this build (the
-// folders of a node that left the recipe, an output the recipe no longer has).
+// outputs write (what a staged one is now, it stays through the rename), and of the earlier record
+// what is still there as it was and does not overlap another type of output of this build (the
+// folders of a netboot node that left the recipe, an output the recipe no longer has).
 std::vector<owned::Entry> ownership(const Plan& plan, const Staging& staging) {
     std::vector<owned::Entry> entries;
     std::set<std::string> paths;
-    std::vector<std::string> areas;
+    std::vector<std::pair<std::string, std::string>> areas; // path, output type
     auto add = [&](const std::string& type, const OutputTarget& t) {
         if (!paths.insert(t.path).second) return;
         if (auto e = owned::describe(type, t.path, staging.current(t.path)); e && e->dir == t.dir) entries.push_back(*e);
     };
     for (const auto& po : plan.outputs) {
         auto instance = [&](const Output& o, const NodeSpec* node) {
-            for (const auto& a : o.areas()) areas.push_back(a);
+            for (const auto& a : o.areas()) areas.emplace_back(a, po.type->name);
             for (const auto& t : o.targets(node)) add(std::string(po.type->name), t);
         };
         if (po.shared) instance(*po.shared, nullptr);
@@ -372,8 +372,8 @@ std::vector<owned::Entry> ownership(const Plan& plan, const Staging& staging) {
     for (const auto& old : owned::read(staging.out_dir())) {
         if (paths.count(old.path)) continue;
         bool overlaps = false;
-        for (const auto& a : areas)
-            overlaps = overlaps || path::is_within("/" + old.path, "/" + a) || path::is_within("/" + a, "/" + old.path);
+        for (const auto& [a, type] : areas)
+            overlaps = overlaps || (type != old.type && (path::is_within("/" + old.path, "/" + a) || path::is_within("/" + a, "/" + old.path)));
         if (!overlaps && owned::find_match({old}, old.path, old.type, staging.out_dir() + "/" + old.path)) entries.push_back(old);
     }
     return entries;

@@ -150,6 +150,9 @@ eq "node-4 dropped: node-4's folders as they were" "$(grep -E ' (nfs|tftp)/(node
   "$(grep -E ' (nfs|tftp)/(node-4|b8-27-eb-00-00-04)' "$W/l3")"
 node_files_survive "node-4 dropped" node-4
 grep -q '/srv/nfs/node-4 ' "$O/netboot/exports" && fail "exports still lists node-4" || ok "node-4 dropped: exports no longer lists it"
+# Its kept folders stay imgbuild's (out/.imgbuild-outputs): node-4 back in the recipe needs no --force.
+"$IMGBUILD" validate --out "$O" "$W/r2.yaml" > "$W/back.out" 2> "$W/back.err"
+eq "node-4 back in the recipe: its kept folders are still taken for imgbuild's (validate exit code)" "$?" 0
 build prune "$W/r3.yaml" --prune
 eq "--prune: exit code" "$?" 0
 [ ! -e "$N/node-4" ] && [ ! -e "$O/tftp/b8-27-eb-00-00-04" ] && [ ! -e "$N/.manifests/node-4" ] &&
