@@ -7,13 +7,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <optional>
-#include <sys/stat.h>
 #include <cstdlib>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace ib::cache {
@@ -92,7 +92,8 @@ std::optional<Record> stat_record(const std::string& file) {
 std::optional<Record> read_record(const std::string& sum) {
     std::ifstream in(sum);
     Record r;
-    if (!(in >> r.sha256 >> r.size >> r.mtime_ns >> r.ctime_ns >> r.ino) || r.sha256.size() != 64) return std::nullopt;
+    if (!(in >> r.sha256 >> r.size >> r.mtime_ns >> r.ctime_ns >> r.ino) || r.sha256.size() != 64)
+        return std::nullopt;
     return r;
 }
 
@@ -191,7 +192,8 @@ std::string entry_path(const std::string& kind, const std::string& key) {
 } // namespace
 
 std::string get_or_make_verified(const std::string& kind, const std::string& key,
-                                 const std::function<std::string(const std::string& temp)>& make, const std::string& expected) {
+                                 const std::function<std::string(const std::string& temp)>& make,
+                                 const std::string& expected) {
     std::string target = entry_path(kind, key);
     if (fs::exists(target) && unchanged(target, expected)) return target;
 

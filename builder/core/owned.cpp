@@ -14,7 +14,9 @@ constexpr const char* k_header =
     "# file also size, mtime), path. The next build replaces only these, while they are still the same;\n"
     "# edit nothing here.\n";
 
-int64_t ns(const struct statx_timestamp& t) { return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec; }
+int64_t ns(const struct statx_timestamp& t) {
+    return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
 
 } // namespace
 
@@ -32,7 +34,8 @@ std::vector<Entry> read(const std::string& out_dir, std::string* problem) {
         std::string kind;
         ss >> e.type >> kind >> e.id;
         if (!ss || (kind != "file" && kind != "dir") || ss.get() != ' ') {
-            if (problem) *problem = out_dir + "/" + k_file + ":" + std::to_string(n) + ": not a line imgbuild wrote";
+            if (problem)
+                *problem = out_dir + "/" + k_file + ":" + std::to_string(n) + ": not a line imgbuild wrote";
             return {};
         }
         e.dir = kind == "dir";
@@ -45,7 +48,8 @@ std::vector<Entry> read(const std::string& out_dir, std::string* problem) {
 std::string text(const std::vector<Entry>& entries) {
     std::string s = k_header;
     for (const auto& e : entries) {
-        if (e.path.find('\n') != std::string::npos || e.type.find_first_of(" \n") != std::string::npos) continue;
+        if (e.path.find('\n') != std::string::npos || e.type.find_first_of(" \n") != std::string::npos)
+            continue;
         s += e.type + (e.dir ? " dir " : " file ") + e.id + " " + e.path + "\n";
     }
     return s;
@@ -58,7 +62,8 @@ std::optional<Entry> describe(const std::string& type, const std::string& path, 
         return std::nullopt;
     bool dir = S_ISDIR(st.stx_mode);
     // Without a birth time (a filesystem that keeps none) the inode and, for a file, size and mtime remain.
-    std::string id = std::to_string(st.stx_ino) + "." + std::to_string((st.stx_mask & STATX_BTIME) ? ns(st.stx_btime) : 0);
+    std::string id =
+        std::to_string(st.stx_ino) + "." + std::to_string((st.stx_mask & STATX_BTIME) ? ns(st.stx_btime) : 0);
     if (!dir) id += "." + std::to_string(st.stx_size) + "." + std::to_string(ns(st.stx_mtime));
     return Entry{type, dir, id, path};
 }

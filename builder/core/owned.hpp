@@ -24,7 +24,7 @@ inline constexpr const char* k_checksums_type = "checksums"; // SHA256SUMS
 struct Entry {
     std::string type; // output type ("tar", "netboot", ...) or k_checksums_type
     bool dir = false;
-    std::string id; // "INODE.BIRTH" for a folder, "INODE.BIRTH.SIZE.MTIME" for a file (times in ns)
+    std::string id;   // "INODE.BIRTH" for a folder, "INODE.BIRTH.SIZE.MTIME" for a file (times in ns)
     std::string path; // relative to the output folder, normalised
 };
 
