@@ -109,6 +109,7 @@ std::string Staging::scratch_for(const std::string& rel) {
 namespace {
 
 constexpr size_t k_hash_buffer = 1 << 20;
+constexpr uint64_t k_hash_batch = 16 << 20;
 
 // Adds bytes [from, to) of the open file to `h`: what holds data is read, a hole is hashed as the
 // zeros it reads as. Reading a hole would make the kernel zero a fresh page for every 4 KiB of it,
@@ -176,7 +177,9 @@ struct BackgroundChecksum::State {
         try {
             std::unique_lock lock(mutex);
             while (true) {
-                changed.wait(lock, [&] { return stop || ready > done || final; });
+                // In pieces of some MiB: hashing each small step on its own would cost more than it
+                // hashes (a fresh buffer and its page faults each time).
+                changed.wait(lock, [&] { return stop || final || ready >= done + k_hash_batch; });
                 if (stop) return;
                 if (ready > done) {
                     uint64_t from = done, to = ready;
