@@ -149,7 +149,7 @@ changed_ms=$WALL_MS
 touch "$TMP"/cache/decoded/*.img
 verify=$(IMGBUILD_CACHE=$TMP/cache "$IMGBUILD" -v inspect "$IMG.zst" 2>&1 > /dev/null | sed -n 's/.*still has its sha256 (\([0-9.]*\) s).*/\1/p')
 rm -rf "$TMP/cache" "$TMP/out"
-printf 'warm build from the decoded .zst (one tar output): %s, the cache entry checked by a stat | entry changed since: %s (its full check alone: %s, %s of the warm build; target < 0.2 on first use only)\n' \
+printf 'warm build from the decoded .zst (one tar output): %s, its cache entry checked by a stat (target: the check < 0.2 of the build) | after the entry changed: %s (one full check of %s, %s of the warm build, then a stat again)\n' \
   "$(secs "$warm_ms")" "$(secs "$changed_ms")" "${verify:-?} s" "$(ratio "$(awk -v v="${verify:-0}" 'BEGIN { print v * 1000 }')" "$warm_ms")"
 measure ref-xz-mt xz -T0 -dc "$IMG.xz"
 echo "     (for reference: xz -T0 -dc $(secs "$WALL_MS"), $(mibs "$SIZE" "$WALL_MS"))"
