@@ -288,7 +288,11 @@ void Staging::commit() {
             if (!it->aside.empty() && m_rename(it->aside.c_str(), target.c_str()) != 0)
                 problems += "; could not put back '" + target + "' (it is at '" + it->aside + "'): " + std::strerror(errno);
         }
-        return problems.empty() ? std::string("; the output folder is as it was") : problems;
+        if (!problems.empty()) return problems;
+        std::string kept;
+        for (const auto& w : m_in_place) kept += (kept.empty() ? "" : ", ") + w;
+        return kept.empty() ? std::string("; the output folder is as it was")
+                            : "; every output moved into place is back as it was (" + kept + " stay as updated in place)";
     };
     try {
         // 1. What is in the way goes aside, beside it (a rename cannot replace a non-empty folder,

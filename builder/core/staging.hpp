@@ -56,6 +56,9 @@ public:
     // place. Ctrl-C stops the build up to the start of commit(), not within it.
     void commit();
     const std::string& out_dir() const { return m_out; }
+    // An output changed folders in place before commit() (netboot): a failed commit cannot undo that,
+    // and its message says so, naming `what`.
+    void changed_in_place(const std::string& what) { m_in_place.push_back(what); }
     // For tests: the rename commit() uses, to make one fail.
     void set_rename(std::function<int(const char* from, const char* to)> rename) { m_rename = std::move(rename); }
 
@@ -74,6 +77,7 @@ private:
     std::map<std::string, std::shared_ptr<void>> m_shared;
     std::map<std::string, std::string> m_checksums; // temp path -> sha256 from its writer
     bool m_committed = false;
+    std::vector<std::string> m_in_place;
     std::function<int(const char*, const char*)> m_rename = [](const char* from, const char* to) { return ::rename(from, to); };
 };
 

@@ -282,6 +282,10 @@ public:
         // left the recipe, then every node's folders and manifest, the TFTP root's bootcode.bin, and
         // last the stored files nothing links to any more.
         st.applying = true;
+        bool in_place = st.tftp_store_in_place || st.nfs_store_in_place;
+        for (const auto& n : st.written)
+            for (const auto& f : n.folders) in_place = in_place || is_real_dir(out + "/" + f.first);
+        if (in_place) staging.changed_in_place("the netboot folders in " + out + "/" + m_o.tftp_root + "/ and " + out + "/" + m_o.nfs_root + "/");
         leftover_nodes(out, names, claimed, env.prune, st);
         std::string summary = apply_nodes(out, claimed, st);
         place_root_bootcode(out, st);
