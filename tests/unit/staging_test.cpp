@@ -1,4 +1,5 @@
 #include "core/error.hpp"
+#include "core/owned.hpp"
 #include "core/staging.hpp"
 #include "ext/sha256.hpp"
 #include "helpers.hpp"
@@ -185,4 +186,31 @@ TEST_CASE("commit replaces a file by a folder and a folder by a file", "[staging
     staging.commit();
     CHECK(std::filesystem::is_directory(out + "/a/inside"));
     CHECK(slurp(out + "/b") == "now a file\n");
+}
+
+TEST_CASE("the output folder's record reads back what it wrote; a damaged one counts as empty", "[staging]") {
+    TempDir d;
+    std::filesystem::create_directories(d.path() + "/out/nfs/node 1");
+    std::ofstream(d.path() + "/out/a.tar") << "tar\n";
+    auto tar = owned::describe("tar", "a.tar", d.path() + "/out/a.tar");
+    auto node = owned::describe("netboot", "nfs/node 1", d.path() + "/out/nfs/node 1");
+    REQUIRE(tar);
+    REQUIRE(node);
+    CHECK_FALSE(tar->dir);
+    CHECK(node->dir);
+    CHECK_FALSE(owned::describe("tar", "x", d.path() + "/out/missing"));
+    std::ofstream(d.path() + "/out/" + owned::k_file) << owned::text({*tar, *node, {"tar", false, "1.2.3.4", "bad\nname"}});
+    std::string problem;
+    auto back = owned::read(d.path() + "/out", &problem);
+    CHECK(problem.empty());
+    REQUIRE(back.size() == 2); // the path with a newline was left out
+    CHECK(owned::find_match(back, "nfs/node 1", "netboot", d.path() + "/out/nfs/node 1"));
+    CHECK_FALSE(owned::find_match(back, "nfs/node 1", "dir", d.path() + "/out/nfs/node 1")); // another output type's
+    CHECK(owned::find_match(back, "a.tar", "tar", d.path() + "/out/a.tar"));
+    std::ofstream(d.path() + "/out/a.tar", std::ios::app) << "appended\n"; // written to since: not what imgbuild wrote
+    CHECK_FALSE(owned::find_match(back, "a.tar", "tar", d.path() + "/out/a.tar"));
+
+    std::ofstream(d.path() + "/out/" + owned::k_file, std::ios::app) << "garbage\n";
+    CHECK(owned::read(d.path() + "/out", &problem).empty());
+    CHECK_THAT(problem, Catch::EndsWith(std::string(owned::k_file) + ":6: not a line imgbuild wrote"));
 }
