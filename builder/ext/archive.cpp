@@ -96,6 +96,11 @@ bool write_acl(archive_entry* ae, const std::string& name, const std::string& va
     return true;
 }
 
+// After Ctrl-C: archive_write_free() would otherwise close the archive, and closing an xz stream
+// compresses everything its threads still hold (tens of MiB; 17 s at xz's default level) before
+// the interrupt could take effect. The temporary file is removed by the caller anyway.
+void abandon(struct archive* a) { archive_write_fail(a); }
+
 Result<void> add_filter(struct archive* a, TarOptions::Compression compression, int thread_count) {
     int r = ARCHIVE_OK;
     std::string threads = std::to_string(std::max(2, thread_count));
@@ -141,6 +146,7 @@ Result<void> compress_file(const std::string& in, const std::string& out, TarOpt
         std::string failure;
         auto feed = [&](const char* data, size_t len) {
             while (len > 0 && failure.empty()) {
+                check_interrupted();
                 la_ssize_t n = archive_write_data(a.get(), data, len);
                 if (n <= 0) {
                     failure = message(a.get());
@@ -161,6 +167,10 @@ Result<void> compress_file(const std::string& in, const std::string& out, TarOpt
         zeros_to(content->size());
         if (!failure.empty()) return fail("compressing into '" + out + "': " + failure);
     } catch (const Error& e) {
+        if (e.exit_code() == k_exit_interrupted) {
+            abandon(a.get());
+            throw; // exit 130, not a failed build
+        }
         return fail(e.what());
     }
     if (archive_write_close(a.get()) != ARCHIVE_OK) return fail("closing '" + out + "': " + message(a.get()));
@@ -329,6 +339,7 @@ Result<void> write_tarball(const Tree& tree, const std::string& file, const TarO
             uint64_t pos = 0;
             auto feed = [&](const char* data, size_t len) {
                 while (len > 0 && failure.empty()) {
+                    check_interrupted();
                     la_ssize_t n = archive_write_data(a.get(), data, len);
                     if (n < 0) {
                         failure = "'" + p + "': " + message(a.get());
@@ -351,6 +362,10 @@ Result<void> write_tarball(const Tree& tree, const std::string& file, const TarO
         });
         if (!failure.empty()) return fail("writing '" + file + "': " + failure);
     } catch (const Error& err) {
+        if (err.exit_code() == k_exit_interrupted) {
+            abandon(a.get());
+            throw; // exit 130, not a failed build
+        }
         return fail("writing '" + file + "': " + err.what());
     }
     if (archive_write_close(a.get()) != ARCHIVE_OK) return fail("closing '" + file + "': " + message(a.get()));

@@ -269,6 +269,7 @@ public:
         if (m_layout.root && root_need > root)
             throw Error(what + ": the root filesystem needs about " + std::to_string(root_need / k_mib + 1) + " MiB, root_size is " +
                         std::to_string(root / k_mib) + " MiB");
+        check_file_sizes(tree, boot_dir, root, what);
         uint64_t total = root_start + root + (m_layout.gpt ? m_layout.align : 0); // GPT's backup sits after the root
         if (m_layout.power_of_two) {
             uint64_t p = 1;
@@ -323,6 +324,22 @@ public:
 
 private:
     static uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+    // A file whose size (holes included) is more than the root partition could ever hold once the
+    // file is written to: an error before anything is written, not an image of its size.
+    static void check_file_sizes(const Tree& tree, const std::string& boot_dir, uint64_t root, const std::string& what) {
+        std::string biggest;
+        uint64_t size = 0;
+        tree.walk([&](const std::string& p, const Entry& e) {
+            if (e.type != FileType::Regular || e.size() <= size) return;
+            if (p == boot_dir || p.starts_with(boot_dir + "/")) return;
+            size = e.size();
+            biggest = p;
+        });
+        if (size > root)
+            throw Error(what + ": '" + biggest + "' is " + std::to_string(size) + " bytes, more than the root partition (" +
+                        std::to_string(root / k_mib) + " MiB) can ever hold");
+    }
 
     // The partition table: the boot partition (FAT) and the root (Linux), MBR or GPT.
     void write_table(int fd, const std::string& temp, uint64_t total, uint64_t boot_start, uint64_t root_start, uint64_t root,
