@@ -108,6 +108,7 @@ struct Walker {
     std::map<ext2_ino_t, std::string> seen; // inode -> first path, for hardlinks
     std::string failure;
     int depth = 0;
+    std::map<ext2_ino_t, std::string> folders; // folder inode -> its path
 
     Entry entry_of(ext2_ino_t ino, const std::string& p, struct ext2_inode_large& inode) {
         Entry e;
@@ -199,6 +200,11 @@ struct Walker {
             tree.put(p, std::move(e));
         }
         if (!is_dir) return;
+        // A folder has one parent. A second entry for it is damage, and following it anyway was
+        // exponential (a folder holding two entries for itself: 2^256 visits before the depth limit).
+        if (auto [it, fresh] = folders.emplace(ino, p); !fresh)
+            throw Error(fs->what() + ": folder '" + p + "' is inode " + std::to_string(ino) + ", which '" + it->second +
+                        "' already is (a damaged filesystem)");
         if (++depth > 256) throw Error(fs->what() + ": folders nested deeper than 256 at '" + p + "'");
         std::vector<std::pair<std::string, ext2_ino_t>> children;
         auto collect = [](ext2_ino_t, int, struct ext2_dir_entry* d, int, int, char*, void* data) -> int {
@@ -272,7 +278,7 @@ Result<void> read_tree(const std::shared_ptr<const ImageFile>& image, uint64_t o
         return fail(what + ": the ext4 journal needs recovery (the image was not cleanly unmounted); run "
                            "`e2fsck -fy` on a copy of the image first");
     try {
-        Walker walker{fs, tree, {}, {}, 0};
+        Walker walker{fs, tree, {}, {}, 0, {}};
         tree.mkdirs(mount, Entry::directory(0755, tree.default_mtime()));
         walker.add(EXT2_ROOT_INO, tree.resolve(mount));
     } catch (const Error& e) {
