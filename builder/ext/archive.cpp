@@ -100,6 +100,8 @@ bool write_acl(archive_entry* ae, const std::string& name, const std::string& va
     return true;
 }
 
+constexpr size_t k_path_max = 4096;
+
 // After Ctrl-C: archive_write_free() would otherwise close the archive, and closing an xz stream
 // compresses everything its threads still hold (tens of MiB; 17 s at xz's default level) before
 // the interrupt could take effect. The temporary file is removed by the caller anyway.
@@ -307,6 +309,11 @@ Result<void> read_tarball(const std::string& file, Tree& tree) {
             ++count;
             const char* name = archive_entry_pathname(ae);
             if (!name) return fail("tarball '" + file + "': member " + std::to_string(count) + " has no usable name");
+            // Longer than Linux takes (PATH_MAX), and the tree's cost grows with depth times length:
+            // one member a megabyte long kept the reader busy for minutes.
+            if (std::strlen(name) >= k_path_max)
+                return fail("tarball '" + file + "': member " + std::to_string(count) + "'s path is longer than " +
+                            std::to_string(k_path_max) + " bytes");
             std::string p = path::normalise(name);
 
             Entry e;
@@ -323,7 +330,13 @@ Result<void> read_tarball(const std::string& file, Tree& tree) {
             while (archive_entry_xattr_next(ae, &xname, &xvalue, &xsize) == ARCHIVE_OK)
                 e.xattrs[xname] = std::string(static_cast<const char*>(xvalue), xsize);
 
-            if (const char* hard = archive_entry_hardlink(ae)) {
+            const char* hard = archive_entry_hardlink(ae);
+            const char* soft = e.type == FileType::Symlink ? archive_entry_symlink(ae) : nullptr;
+            for (const char* target : {hard, soft})
+                if (target && std::strlen(target) >= k_path_max)
+                    return fail("tarball '" + file + "': the link target of '" + p + "' is longer than " +
+                                std::to_string(k_path_max) + " bytes");
+            if (hard) {
                 std::string target = path::normalise(hard);
                 if (!tree.get(target))
                     return fail("tarball '" + file + "': '" + p + "' is a hardlink to '" + target +

@@ -84,17 +84,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)units::read_install(text);
     (void)openssh::parse_public_key(text);
 
-    Tree tree = base_tree();
+    // Parsed once: the steps are fixed, only the file they edit changes.
+    static const std::vector<std::vector<std::unique_ptr<Step>>> steps = [] {
+        std::vector<std::vector<std::unique_ptr<Step>>> all;
+        for (const auto& t : targets()) {
+            all.emplace_back();
+            for (const char* yaml : t.steps) {
+                Diagnostics diag;
+                Doc doc = yaml::parse(yaml, "fuzz.yaml", diag);
+                std::string type = doc.is_map() ? doc.entries().front().key : doc.str();
+                const StepType* st = find_step_type(type);
+                if (!st) std::abort(); // a mistake in this table, not a finding
+                StepParseEnv env{diag, "step '" + type + "'", doc.mark()};
+                auto step = st->parse(doc.is_map() ? doc.entries().front().value : Doc::null(doc.mark()), env);
+                if (!step || diag.has_errors()) std::abort();
+                all.back().push_back(std::move(step));
+            }
+        }
+        return all;
+    }();
+    static const Tree base = base_tree();
+    Tree tree = base;
     tree.write_file(target.path, text);
-    for (const char* yaml : target.steps) {
-        Diagnostics diag;
-        Doc doc = yaml::parse(yaml, "fuzz.yaml", diag);
-        std::string type = doc.is_map() ? doc.entries().front().key : doc.str();
-        const StepType* st = find_step_type(type);
-        if (!st) std::abort(); // a mistake in this table, not a finding
-        StepParseEnv env{diag, "step '" + type + "'", doc.mark()};
-        auto step = st->parse(doc.is_map() ? doc.entries().front().value : Doc::null(doc.mark()), env);
-        if (!step || diag.has_errors()) std::abort();
+    for (const auto& step : steps[static_cast<size_t>(&target - targets().data())]) {
         try {
             step->apply(tree, StepApplyEnv{{1700000000, 0}});
         } catch (const Error&) {
