@@ -11,6 +11,7 @@
 #
 # usage: ci/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]    (targets: disk fat ext4 archive recipe template
 #                                                        text_files; default all)
+#        FUZZ_SECONDS_<target>=N gives one target N seconds instead.
 # Exit 0 when the unit tests pass and no target found anything.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -131,7 +132,8 @@ for t in "${TARGETS[@]}"; do
   log=$B/fuzz-$t.log
   before=$(find "$F" -name "$t-*" | wc -l)
   # -fork keeps going after a finding (each one saved), so that one run reports them all.
-  "$exe" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -max_total_time="$SECONDS_PER_TARGET" \
+  secs_var=FUZZ_SECONDS_$t # e.g. FUZZ_SECONDS_disk=300: more time for one target
+  "$exe" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -max_total_time="${!secs_var:-$SECONDS_PER_TARGET}" \
     -timeout=10 -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1 -artifact_prefix="$F/$t-" \
     "$C" "$S/$t" > "$log" 2>&1
   # Fork mode reports execs in its status lines ("#N: cov: ... exec/s: ... oom/timeout/crash: a/b/c").

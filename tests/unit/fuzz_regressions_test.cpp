@@ -4,6 +4,7 @@
 #include "core/fat_write.hpp"
 #include "ext/ext2fs.hpp"
 #include "helpers.hpp"
+#include "step_runner.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -88,4 +89,13 @@ TEST_CASE("ext4: a folder reached through two entries is an error, not 2^256 rea
     REQUIRE(!r);
     CHECK_THAT(r.error(), Catch::Contains("folder '/A/X' is inode") && Catch::Contains("which '/A' already is"));
     CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 5);
+}
+
+// fuzz_text_files, UBSan: a /etc/locale.gen line of only '#' made the locale step remove npos
+// characters from a string_view (undefined; caught under the sanitizers, which ci/fuzz.sh runs).
+TEST_CASE("locale: lines of only '#' in locale.gen", "[step][locale][fuzz]") {
+    Tree t;
+    t.write_file("/etc/locale.gen", "#\n##\n# en_GB.UTF-8 UTF-8\n");
+    run_step("locale: en_GB.UTF-8", t);
+    CHECK(t.read_file("/etc/locale.gen") == "#\n##\nen_GB.UTF-8 UTF-8\n");
 }
