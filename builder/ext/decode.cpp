@@ -49,7 +49,7 @@ bool ends_with(const std::string& s, const char* suffix) {
 } // namespace
 
 std::string sniff(const std::string& file) {
-    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return "";
     unsigned char m[6] = {};
     ssize_t n = ::read(fd, m, sizeof m);

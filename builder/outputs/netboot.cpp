@@ -297,7 +297,8 @@ public:
 
         // The server's files, renamed into place with the build's other outputs.
         std::vector<netboot::NodeRow> rows;
-        for (const auto& [o, node] : all) {
+        for (const auto& entry : all) {
+            const auto& node = entry.second; // not a structured binding: clang 14 cannot capture one
             auto field = [&](const char* k) {
                 auto it = node->fields.find(k);
                 return it == node->fields.end() ? std::string() : it->second;
@@ -555,7 +556,7 @@ private:
         }
         fo.threads = 1;
         st.run(
-            [this, rel, fo, dest, fresh, &st, &nw] {
+            [this, rel, fo, dest = dest, fresh = fresh, &st, &nw] { // copies: clang 14 cannot capture bindings
                 sync_folder(rel, *nw.nfs_tree, fo, dest, fresh, st, nw);
                 nw.nfs_tree.reset();
             },

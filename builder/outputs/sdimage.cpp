@@ -279,6 +279,7 @@ public:
         if (m_layout.root && root_need > root)
             throw Error(what + ": the root filesystem needs about " + std::to_string(root_need / k_mib + 1) + " MiB, root_size is " +
                         std::to_string(root / k_mib) + " MiB");
+        check_file_sizes(tree, boot_dir, root, what);
         uint64_t total = root_start + root + (m_layout.gpt ? m_layout.align : 0); // GPT's backup sits after the root
         if (m_layout.power_of_two) {
             uint64_t p = 1;
@@ -341,6 +342,22 @@ private:
     std::string raw_path() const {
         bool compressed = m_layout.compression != archive::TarOptions::Compression::None;
         return compressed ? m_path.substr(0, m_path.rfind(".img") + 4) : m_path;
+    }
+
+    // A file whose size (holes included) is more than the root partition could ever hold once the
+    // file is written to: an error before anything is written, not an image of its size.
+    static void check_file_sizes(const Tree& tree, const std::string& boot_dir, uint64_t root, const std::string& what) {
+        std::string biggest;
+        uint64_t size = 0;
+        tree.walk([&](const std::string& p, const Entry& e) {
+            if (e.type != FileType::Regular || e.size() <= size) return;
+            if (p == boot_dir || p.starts_with(boot_dir + "/")) return;
+            size = e.size();
+            biggest = p;
+        });
+        if (size > root)
+            throw Error(what + ": '" + biggest + "' is " + std::to_string(size) + " bytes, more than the root partition (" +
+                        std::to_string(root / k_mib) + " MiB) can ever hold");
     }
 
     // The partition table: the boot partition (FAT) and the root (Linux), MBR or GPT.

@@ -3,6 +3,7 @@
 // base skips the decoding: a pinned one keyed by its pin (verified while it is decoded), an unpinned
 // one by the file's identity on this host (file_identity below).
 #include "core/cache.hpp"
+#include "core/host_file.hpp"
 #include "core/log.hpp"
 #include "core/staging.hpp"
 #include "ext/decode.hpp"
@@ -64,6 +65,8 @@ std::string file_identity(const std::string& file) {
 } // namespace
 
 DiskImage open_disk_image(const std::string& file, const std::string& sha256) {
+    // Before any open: a FIFO would block it, /dev/zero would decode forever.
+    if (auto why = host_file::refuse(file, true)) throw Error("image " + *why);
     std::string kind = decode::sniff(file);
     if (kind.empty()) {
         // A plain image is read in place: no decoding pass to hash on the way, so a pin costs a read.
