@@ -27,9 +27,10 @@ B=$REPO/build-fuzz
 export LC_ALL=C
 
 echo "== building with clang, ASan, UBSan into $B"
+mkdir -p "$B"
 cmake -S . -B "$B" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMGBUILD_FUZZ=ON \
-  ${CCACHE:+-DCMAKE_CXX_COMPILER_LAUNCHER=ccache} > "$B.configure.log" 2>&1 || {
-  cat "$B.configure.log"
+  ${CCACHE:+-DCMAKE_CXX_COMPILER_LAUNCHER=ccache} > "$B/configure.log" 2>&1 || {
+  cat "$B/configure.log"
   exit 1
 }
 cmake --build "$B" -j"$(nproc)" || exit 1
