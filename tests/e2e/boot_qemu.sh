@@ -121,34 +121,8 @@ done
 rm -rf "$W/ref"
 
 # --- 5. Boot it -----------------------------------------------------------------------------------
-echo "boot: qemu-system-x86_64 -accel tcg, -kernel $vmlinuz -initrd $initrd -append \"$cmdline\""
-: > "$W/serial.log"
-t0=$(now)
-# -nodefaults: no floppy, CD-ROM, VGA or NIC; the image is the only disk, the serial port the console.
-qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -nodefaults -no-reboot \
-  -kernel "$W/vmlinuz" -initrd "$W/initrd.img" -append "$cmdline" \
-  -drive "file=$IMG,format=raw,if=virtio" \
-  -serial "file:$W/serial.log" -monitor none -display none -net none > "$W/qemu.log" 2>&1 &
-QEMU_PID=$!
-
-# What the console shows so far: a verdict, or nothing while the boot goes on. Failures win.
-# shellcheck disable=SC2317 # called by qemu_wait_console
-verdict() {
-  local f=$W/serial.log
-  if grep -qaE 'Failed to mount .* as root file system|ALERT! .* does not exist' "$f"; then
-    echo "the initramfs could not mount the root file system"
-  elif grep -qa 'Kernel panic' "$f"; then echo "kernel panic"
-  elif grep -qaE 'Give root password|emergency mode|Dropping to a shell|\(initramfs\)|Cannot open access to console' "$f"; then
-    echo "emergency shell"
-  elif grep -qaE 'Failed to mount|Dependency failed' "$f"; then echo "a mount (or what it depends on) failed"
-  elif grep -qa 'IMGBUILD-BOOT-OK' "$f"; then echo pass
-  fi
-}
-qemu_wait_console "$QEMU_PID" "$BOOT_TIMEOUT" verdict
-result=$CONSOLE_RESULT
-t_boot=$(secs "$t0" "$(now)")
-stop_qemu
-serial_text > "$W/serial.txt"
+boot_sdimage "$IMG" IMGBUILD-BOOT-OK
+result=$BOOT_RESULT t_boot=$T_BOOT
 
 if [ "$result" != pass ]; then
   console_tail

@@ -239,28 +239,8 @@ want_file=$(getfacl -cpn "$T/odd name ü" | oneline)
 want_cap=$(getcap "$T/ping" | sed 's/^[^ ]* //')
 rm -rf "$R" "$W/out-tarball" "$W/out-dir" "$W/root-src.tar"
 boot_files "$IMG"
-: > "$W/serial.log"
-t0=$(now)
-qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -nodefaults -no-reboot \
-  -kernel "$W/vmlinuz" -initrd "$W/initrd.img" -append "$cmdline" \
-  -drive "file=$IMG,format=raw,if=virtio" \
-  -serial "file:$W/serial.log" -monitor none -display none -net none > "$W/qemu.log" 2>&1 &
-QEMU_PID=$!
-# shellcheck disable=SC2317 # called by qemu_wait_console
-verdict() {
-  local f=$W/serial.log
-  if grep -qaE 'Failed to mount .* as root file system|ALERT! .* does not exist' "$f"; then
-    echo "the initramfs could not mount the root file system"
-  elif grep -qa 'Kernel panic' "$f"; then echo "kernel panic"
-  elif grep -qaE 'Give root password|emergency mode|Dropping to a shell|\(initramfs\)' "$f"; then echo "emergency shell"
-  elif grep -qa 'IMGBUILD-REAL-OK' "$f"; then echo pass
-  fi
-}
-qemu_wait_console "$QEMU_PID" "$BOOT_TIMEOUT" verdict
-result=$CONSOLE_RESULT
-t_boot=$(secs "$t0" "$(now)")
-stop_qemu
-serial_text > "$W/serial.txt"
+boot_sdimage "$IMG" IMGBUILD-REAL-OK
+result=$BOOT_RESULT t_boot=$T_BOOT
 if [ "$result" != pass ]; then
   console_tail
   fail "boot: $result (after ${t_boot}s)"

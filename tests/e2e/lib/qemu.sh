@@ -29,6 +29,11 @@
 # a second) and once more at the end, after what VERDICT saw. Sets CONSOLE_RESULT to VERDICT's output (read again 3 s later when it is not "pass": a
 # failure's message may still be on its way), or, when PID ends first, to "qemu exited (STATUS): " and
 # the start of $W/qemu.log, or after TIMEOUT seconds to "timeout after TIMEOUTs". Does not stop QEMU.
+# boot_sdimage IMG MARKER: boots the SD image IMG as a Pi's firmware would (the kernel and initrd
+# boot_files read out of it, its cmdline.txt appended; IMG the only disk, on virtio; the serial
+# console in $W/serial.log) under qemu-system-x86_64 with TCG, and waits up to $BOOT_TIMEOUT seconds
+# for the console to show MARKER or a boot failure. Sets BOOT_RESULT ("pass" or what went wrong) and
+# T_BOOT (seconds), writes $W/serial.txt, and stops QEMU.
 # Those that set variables or exit must run in the script's own shell, not in $(...).
 
 _qemu_lib=$(dirname "${BASH_SOURCE[0]}")
@@ -135,4 +140,37 @@ qemu_wait_console() {
     sleep 1
   done
   "$each"
+}
+
+boot_sdimage() {
+  local img=$1 marker=$2 t0
+  echo "boot: qemu-system-x86_64 -accel tcg, -kernel $vmlinuz -initrd $initrd -append \"$cmdline\""
+  : > "$W/serial.log"
+  t0=$(now)
+  # -nodefaults: no floppy, CD-ROM, VGA or NIC; the image is the only disk, the serial port the console.
+  qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -nodefaults -no-reboot \
+    -kernel "$W/vmlinuz" -initrd "$W/initrd.img" -append "$cmdline" \
+    -drive "file=$img,format=raw,if=virtio" \
+    -serial "file:$W/serial.log" -monitor none -display none -net none > "$W/qemu.log" 2>&1 &
+  QEMU_PID=$!
+  _boot_marker=$marker
+  qemu_wait_console "$QEMU_PID" "$BOOT_TIMEOUT" _boot_verdict
+  BOOT_RESULT=$CONSOLE_RESULT
+  T_BOOT=$(secs "$t0" "$(now)")
+  stop_qemu
+  serial_text > "$W/serial.txt"
+}
+
+# What the console shows so far: a verdict, or nothing while the boot goes on. Failures win.
+# shellcheck disable=SC2317 # called by qemu_wait_console
+_boot_verdict() {
+  local f=$W/serial.log
+  if grep -qaE 'Failed to mount .* as root file system|ALERT! .* does not exist' "$f"; then
+    echo "the initramfs could not mount the root file system"
+  elif grep -qa 'Kernel panic' "$f"; then echo "kernel panic"
+  elif grep -qaE 'Give root password|emergency mode|Dropping to a shell|\(initramfs\)|Cannot open access to console' "$f"; then
+    echo "emergency shell"
+  elif grep -qaE 'Failed to mount|Dependency failed' "$f"; then echo "a mount (or what it depends on) failed"
+  elif grep -qa "$_boot_marker" "$f"; then echo pass
+  fi
 }
