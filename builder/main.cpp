@@ -4,6 +4,7 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/validate.hpp"
+#include "version.hpp" // generated at build time from git (cmake/version.cmake)
 
 #include <CLI/CLI.hpp>
 
@@ -11,9 +12,6 @@
 #include <iostream>
 #include <thread>
 
-#ifndef IMGBUILD_VERSION
-#define IMGBUILD_VERSION "0.0.0"
-#endif
 
 namespace {
 
