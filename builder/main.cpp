@@ -3,12 +3,15 @@
 #include "core/commands.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/manifest.hpp"
 #include "core/validate.hpp"
 #include "version.hpp" // generated at build time from git (cmake/version.cmake)
 
 #include <CLI/CLI.hpp>
 
 #include <clocale>
+#include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -44,6 +47,24 @@ ib::Overrides parse_sets(const std::vector<std::string>& sets) {
     return out;
 }
 
+// Written beside FILE under a temporary name and renamed, so a reader never sees half of it.
+void write_manifest(const std::string& file, const std::string& json) {
+    std::string temp = file + ".imgbuild-tmp";
+    {
+        std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+        out << json;
+        out.close();
+        if (!out) {
+            std::remove(temp.c_str());
+            throw ib::Error("imgbuild: cannot write the manifest '" + file + "'");
+        }
+    }
+    if (std::rename(temp.c_str(), file.c_str()) != 0) {
+        std::remove(temp.c_str());
+        throw ib::Error("imgbuild: cannot write the manifest '" + file + "'");
+    }
+}
+
 void print_warnings(const ib::Plan& plan) {
     for (const auto& w : plan.warnings) std::cerr << w << '\n';
 }
@@ -71,6 +92,10 @@ int main(int argc, char** argv) {
     app.add_flag("-v,--verbose", verbose, "say more (layers, every step per node)");
     app.add_flag("-q,--quiet", quiet, "only warnings and errors");
     app.add_flag("--insecure", insecure, "allow a base URL without a sha256 pin (then downloaded again every build)");
+    std::string manifest;
+    app.add_option("--manifest", manifest,
+                   "write what the build was made from and wrote (recipe files, base, vars, nodes, steps, output "
+                   "files with sha256) as JSON to FILE; with --dry-run, without the output files");
     bool prune = false;
     app.add_flag("--prune", prune,
                  "netboot: remove the TFTP folders and NFS roots of nodes no longer in the recipe (default: keep them, "
@@ -133,6 +158,7 @@ int main(int argc, char** argv) {
         print_warnings(plan);
         if (dry_run) {
             std::cout << ib::describe(plan, out_dir);
+            if (!manifest.empty()) write_manifest(manifest, ib::manifest_json(plan, IMGBUILD_VERSION, ""));
             return ib::k_exit_ok;
         }
         ib::BuildOptions options;
@@ -140,6 +166,7 @@ int main(int argc, char** argv) {
         options.prune = prune;
         options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         ib::execute(plan, options);
+        if (!manifest.empty()) write_manifest(manifest, ib::manifest_json(plan, IMGBUILD_VERSION, out_dir));
         return ib::k_exit_ok;
     } catch (const ib::Error& e) {
         // Recipe errors are lines of "file:line:col: ..." already; a prefix would break the first.
