@@ -26,6 +26,9 @@
 # Runs as root for recipes with netboot or dir outputs (real owners); no loop device, mount, KVM or
 # container privilege is used.
 set -euo pipefail
+# imgbuild makes the netboot folders (tftp/, nfs/, netboot/) and SD images' .bmap "less the umask":
+# a release must not depend on the caller's.
+umask 022
 
 usage() { sed -n '4,5p' "$0" | sed 's/^# *//' >&2; exit 2; }
 out=dist
