@@ -56,7 +56,7 @@ recipes=()
 for r in "${abs_recipes[@]}"; do recipes+=("$(realpath --relative-base="$repo" "$r")"); done
 
 source ci/deps.sh
-imgbuild_install_deps xz-utils zstd jq tar coreutils
+imgbuild_install_deps git xz-utils zstd jq tar coreutils libarchive-tools
 if [ -z "${IMGBUILD:-}" ]; then
   imgbuild_install_deps "${IMGBUILD_BUILD_DEPS[@]}"
   imgbuild_build > /dev/null
