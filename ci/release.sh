@@ -269,7 +269,8 @@ for recipe in "${recipes[@]}"; do
   (cd "$work/out" && find . -mindepth 1 ! -path ./SHA256SUMS -printf '%P\n' | LC_ALL=C sort) > "$work/all"
   printf '%s\n' "${own[@]}" | LC_ALL=C sort > "$work/own"
   LC_ALL=C comm -23 "$work/all" "$work/own" > "$work/rest"
-  if (cd "$work/out" && xargs -r -d '\n' stat -c %F < "$work/rest" | grep -qv '^directory$'); then
+  # (grep -c reads to the end: with -q, stat would die of SIGPIPE and pipefail would say "no files".)
+  if [ "$(cd "$work/out" && xargs -r -d '\n' stat -c %F < "$work/rest" | grep -vc '^directory$' || true)" -gt 0 ]; then
     trees=$name-trees.tar.zst
     tar --numeric-owner --xattrs --xattrs-include='*' --acls --format=posix --no-recursion \
       --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
