@@ -218,9 +218,9 @@ for recipe in "${recipes[@]}"; do
         raw=$work/raw.img
         case $rel in
           *.img) cp --sparse=always "$f" "$raw" ;;
-          *.xz) xz -dc "$f" | cp --sparse=always /dev/stdin "$raw" ;;
+          *.xz) xz -dc "$f" | dd of="$raw" conv=sparse bs=1M status=none ;;
           *.zst) zstd -q -d -f "$f" -o "$raw" ;;
-          *.gz) gzip -dc "$f" | cp --sparse=always /dev/stdin "$raw" ;;
+          *.gz) gzip -dc "$f" | dd of="$raw" conv=sparse bs=1M status=none ;;
         esac
         mkdir -p "$(dirname "$rdir/$stem")"
         xz -T2 -6 -c "$raw" > "$rdir/$stem.img.xz"
@@ -240,9 +240,11 @@ for recipe in "${recipes[@]}"; do
             break
           fi
         done
+        title=$name
+        [ "$stem" = "$name" ] || title="$name $stem"
         describe_artifact "$stem" image "$raw" \
           "$(jq -n -c --arg s "$extract_size" --arg h "$extract_sha" '{extract_size: ($s | tonumber), extract_sha256: $h}')" "${files[@]}"
-        os_list=$(jq -c --arg name "$name${stem/#$name/}" --arg rel "$(basename "$rdir")/$stem.img.xz" \
+        os_list=$(jq -c --arg name "$title" --arg rel "$(basename "$rdir")/$stem.img.xz" \
           --arg url "${IMGBUILD_RELEASE_URL:+${IMGBUILD_RELEASE_URL%/}/}" --arg version "$version" \
           --arg es "$extract_size" --arg eh "$extract_sha" --arg ds "$(stat -c %s "$rdir/$stem.img.xz")" \
           --arg dh "$(sha256sum "$rdir/$stem.img.xz" | cut -d' ' -f1)" --arg date "$release_date" --arg init "$init" \

@@ -151,7 +151,7 @@ j() { jq -r "$1" "$M"; }
   "base-files=12.4+deb12u5:arm64 libc6=2.36-9+deb12u4:arm64 tzdata=1:2024a-0+deb12u1:all" ] ||
   fail "packages $(j -c .packages)"
 for row in $(j '.artifact.files[] | "\(.path)=\(.size)=\(.sha256)"'); do
-  IFS== read -r path size sha <<< "$row"
+  IFS="=" read -r path size sha <<< "$row"
   [ "$(stat -c %s "$R/$path")=$(sha256sum < "$R/$path" | cut -d' ' -f1)" = "$size=$sha" ] || fail "artifact $path: manifest says $size $sha"
 done
 [ "$(j '[.artifact.files[].path] | join(",")')" = "tiny.img.xz,tiny.img.zst,tiny.img.bmap" ] || fail "artifact files $(j -c .artifact.files)"
