@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 
@@ -47,23 +48,39 @@ ib::Overrides parse_sets(const std::vector<std::string>& sets) {
     return out;
 }
 
-// Written beside FILE under a temporary name and renamed, so a reader never sees half of it.
-void write_manifest(const std::string& file, const std::string& json) {
-    std::string temp = file + ".imgbuild-tmp";
-    {
-        std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+// The manifest is written beside FILE under a temporary name and renamed once complete. The temporary
+// file is made before the build, so that an unwritable FILE stops it before any output is written;
+// it is removed again when the build fails.
+class ManifestFile {
+public:
+    explicit ManifestFile(std::string file) : m_file(std::move(file)), m_temp(m_file + ".imgbuild-tmp") {
+        std::ofstream probe(m_temp, std::ios::binary | std::ios::trunc);
+        if (!probe)
+            throw ib::Error("imgbuild: --manifest '" + ib::validate::shown(m_file) + "': cannot create '" +
+                                ib::validate::shown(m_temp) + "'",
+                            ib::k_exit_usage);
+        m_open = true;
+    }
+    ~ManifestFile() {
+        if (m_open) std::remove(m_temp.c_str());
+    }
+    ManifestFile(const ManifestFile&) = delete;
+    ManifestFile& operator=(const ManifestFile&) = delete;
+
+    void commit(const std::string& json) {
+        std::ofstream out(m_temp, std::ios::binary | std::ios::trunc);
         out << json;
         out.close();
-        if (!out) {
-            std::remove(temp.c_str());
-            throw ib::Error("imgbuild: cannot write the manifest '" + file + "'");
-        }
+        if (!out || std::rename(m_temp.c_str(), m_file.c_str()) != 0)
+            throw ib::Error("imgbuild: cannot write the manifest '" + ib::validate::shown(m_file) + "'");
+        m_open = false;
     }
-    if (std::rename(temp.c_str(), file.c_str()) != 0) {
-        std::remove(temp.c_str());
-        throw ib::Error("imgbuild: cannot write the manifest '" + file + "'");
-    }
-}
+
+private:
+    std::string m_file;
+    std::string m_temp;
+    bool m_open = false;
+};
 
 void print_warnings(const ib::Plan& plan) {
     for (const auto& w : plan.warnings) std::cerr << w << '\n';
@@ -158,15 +175,17 @@ int main(int argc, char** argv) {
         print_warnings(plan);
         if (dry_run) {
             std::cout << ib::describe(plan, out_dir);
-            if (!manifest.empty()) write_manifest(manifest, ib::manifest_json(plan, IMGBUILD_VERSION, ""));
+            if (!manifest.empty()) ManifestFile(manifest).commit(ib::manifest_json(plan, IMGBUILD_VERSION, ""));
             return ib::k_exit_ok;
         }
         ib::BuildOptions options;
         options.out_dir = out_dir;
         options.prune = prune;
         options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        std::optional<ManifestFile> manifest_file;
+        if (!manifest.empty()) manifest_file.emplace(manifest);
         ib::execute(plan, options);
-        if (!manifest.empty()) write_manifest(manifest, ib::manifest_json(plan, IMGBUILD_VERSION, out_dir));
+        if (manifest_file) manifest_file->commit(ib::manifest_json(plan, IMGBUILD_VERSION, out_dir));
         return ib::k_exit_ok;
     } catch (const ib::Error& e) {
         // Recipe errors are lines of "file:line:col: ..." already; a prefix would break the first.
