@@ -270,7 +270,11 @@ for recipe in "${recipes[@]}"; do
   # place) are clamped to it.
   (cd "$work/out" && find . -mindepth 1 ! -path ./SHA256SUMS -printf '%P\n' | LC_ALL=C sort) > "$work/all"
   printf '%s\n' "${own[@]}" | LC_ALL=C sort > "$work/own"
-  LC_ALL=C comm -23 "$work/all" "$work/own" > "$work/rest"
+  # Only what lies in folders: a top-level file the build did not list in SHA256SUMS is its own
+  # bookkeeping (such as the record of what it wrote), not an output.
+  LC_ALL=C comm -23 "$work/all" "$work/own" | while IFS= read -r p; do
+    if [[ $p == */* ]] || [ -d "$work/out/$p" ]; then printf '%s\n' "$p"; fi
+  done > "$work/rest"
   # (grep -c reads to the end: with -q, stat would die of SIGPIPE and pipefail would say "no files".)
   if [ "$(cd "$work/out" && xargs -r -d '\n' stat -c %F < "$work/rest" | grep -vc '^directory$' || true)" -gt 0 ]; then
     trees=$name-trees.tar.zst
