@@ -22,6 +22,7 @@ namespace {
 const char* k_footer = R"(Examples:
   imgbuild recipes/worker.yaml                   build every output of the recipe into ./out
   imgbuild recipes/worker.yaml --out /srv/build  build into another folder
+  imgbuild recipes/worker.yaml --force           replace what is at an output's path though imgbuild did not write it
   imgbuild recipes/worker.yaml --dry-run         print steps x nodes x outputs, touch nothing
   imgbuild validate recipes/worker.yaml          check the recipe, report every problem at once
   imgbuild recipes/worker.yaml --set domain=lab  override a recipe variable
@@ -113,6 +114,10 @@ int main(int argc, char** argv) {
     app.add_option("--manifest", manifest,
                    "write what the build was made from and wrote (recipe files, base, vars, nodes, steps, output "
                    "files with sha256) as JSON to FILE; with --dry-run, without the output files");
+    bool force = false;
+    app.add_flag("--force", force,
+                 "replace what is at an output's path even when imgbuild did not write it there (a folder or file of "
+                 "yours, another output's): by default that is an error");
     bool prune = false;
     app.add_flag("--prune", prune,
                  "netboot: remove the TFTP folders and NFS roots of nodes no longer in the recipe (default: keep them, "
@@ -156,8 +161,11 @@ int main(int argc, char** argv) {
         if (inspect->parsed()) return ib::cmd_inspect(inspect_image, inspect_json, std::cout);
         if (ls->parsed()) return ib::cmd_ls(ls_spec, ls_recursive, std::cout);
         if (cat->parsed()) return ib::cmd_cat(cat_spec, std::cout);
+        ib::OutputChecks checks;
+        checks.out_dir = out_dir;
+        checks.force = force;
         if (validate->parsed()) {
-            ib::Plan plan = ib::make_plan(validate_recipe, overrides, source_options);
+            ib::Plan plan = ib::make_plan(validate_recipe, overrides, source_options, &checks);
             print_warnings(plan);
             if (verbose) std::cout << ib::describe(plan, out_dir);
             auto count = [](size_t n, const char* what) {
@@ -171,7 +179,7 @@ int main(int argc, char** argv) {
             std::cerr << app.help() << "\nimgbuild: give a recipe to build, e.g. imgbuild recipes/worker.yaml\n";
             return ib::k_exit_usage;
         }
-        ib::Plan plan = ib::make_plan(recipe, overrides, source_options);
+        ib::Plan plan = ib::make_plan(recipe, overrides, source_options, &checks);
         print_warnings(plan);
         if (dry_run) {
             std::cout << ib::describe(plan, out_dir);

@@ -195,7 +195,7 @@ summary=()
 for recipe in "${recipes[@]}"; do
   t0=$(date +%s.%N)
   work=$(mktemp -d "$stage/work.XXXXXX")
-  "$IMGBUILD" "$recipe" "${sets[@]}" --dry-run --manifest "$work/plan.json" > /dev/null
+  "$IMGBUILD" "$recipe" "${sets[@]}" --dry-run --out "$work/out" --manifest "$work/plan.json" > /dev/null
   name=$(jq -r '.recipe.name' "$work/plan.json")
   rdir=$dist/$name-$version
   [ ! -e "$rdir" ] || { echo "release: two recipes are named '$name'" >&2; exit 1; }

@@ -2,6 +2,8 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/owned.hpp"
+#include "core/path.hpp"
 #include "core/staging.hpp"
 #include "core/template.hpp"
 #include "core/validate.hpp"
@@ -9,11 +11,18 @@
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
+#include <set>
+#include <sys/stat.h>
 
 namespace ib {
 
 namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* k_checksums_name = "SHA256SUMS";
 
 // The one key of a {TYPE: OPTIONS} list item, with its options; nullopt after reporting.
 struct Typed {
@@ -90,6 +99,119 @@ void plan_item(const Typed& t, const Type* type, const Recipe& r, Diagnostics& d
     }
 }
 
+// Every path an output writes, with the output instance that writes it: no two instances may write the
+// same path, or one inside the other (a tarball inside a folder output, whose rename into place would
+// carry it along or lose it; SHA256SUMS would list one of them wrongly).
+struct AreaOwner {
+    Mark mark;
+    std::string what;
+    size_t instance;
+};
+using Areas = std::map<std::string, AreaOwner>;
+
+void claim_areas(Areas& areas, const Output& o, const PlannedOutput& po, size_t instance, Diagnostics& diag) {
+    for (const auto& a : o.areas()) {
+        for (const char* reserved : {k_checksums_name, owned::k_file})
+            if (path::is_within("/" + a, std::string("/") + reserved)) {
+                diag.error(po.mark, po.what + ": path '" + a + "' is where imgbuild keeps its own '" + reserved +
+                                        "' in the output folder; choose another path");
+                return;
+            }
+        auto clash = [&](const std::string& other, const AreaOwner& owner, const char* how) {
+            if (owner.instance == instance) return false;
+            if (other == a)
+                diag.error(po.mark, po.what + ": path '" + a + "' is already written by the output at " + owner.mark.str() +
+                                        (po.per_node ? " (give each node its own path with {{node.name}})" : ""));
+            else
+                diag.error(po.mark, po.what + ": path '" + a + "' " + how + " '" + other + "', which the output at " +
+                                        owner.mark.str() + " writes; outputs may not lie inside one another: give each its own path");
+            return true;
+        };
+        bool clashed = false;
+        // An output already claimed at `a` or one of its parents ...
+        std::string prefix, abs = "/" + a; // split() gives views into it
+        for (auto part : path::split(abs)) {
+            prefix += (prefix.empty() ? "" : "/") + std::string(part);
+            if (auto it = areas.find(prefix); it != areas.end() && clash(it->first, it->second, "lies inside"))
+                clashed = true;
+            if (clashed) break;
+        }
+        // ... or below it.
+        if (!clashed)
+            for (auto it = areas.lower_bound(a + "/"); it != areas.end() && it->first.starts_with(a + "/"); ++it)
+                if (clash(it->first, it->second, "holds")) break;
+        areas.emplace(a, AreaOwner{po.mark, po.what, instance});
+    }
+}
+
+std::string kind_of(const struct stat& st) {
+    if (S_ISDIR(st.st_mode)) return "a folder";
+    if (S_ISREG(st.st_mode)) return "a file";
+    if (S_ISLNK(st.st_mode)) return "a symlink";
+    return "a special file";
+}
+
+// What the outputs would replace in the output folder: each must be absent, or what the same type of
+// output put there in an earlier build (owned.hpp); never a folder of the user's. And the output folder
+// may not be inside a folder the base is read from, nor hold it: every build would read the previous
+// build's outputs into the next image.
+void check_out_dir(const Plan& plan, const OutputChecks& checks, Diagnostics& diag) {
+    const std::string& out = checks.out_dir;
+    if (plan.base && !plan.base->folder().empty()) {
+        std::error_code ec1, ec2;
+        std::string base = fs::weakly_canonical(plan.base->folder(), ec1).string();
+        std::string where = fs::weakly_canonical(fs::absolute(out), ec2).string();
+        if (!ec1 && !ec2 && (path::is_within(where, base) || path::is_within(base, where))) {
+            const Doc* dir = plan.recipe.base.find("dir");
+            diag.error(dir ? dir->mark() : plan.recipe.base.mark(),
+                       "base: the output folder '" + out + "' (--out) " +
+                           (where == base                    ? "is the base folder itself"
+                            : path::is_within(where, base) ? "is inside the base folder '" + plan.base->folder() + "'"
+                                                           : "holds the base folder '" + plan.base->folder() + "'") +
+                           ": every build would read the earlier outputs into the image; build into a folder outside the base");
+        }
+    }
+    struct stat st {};
+    if (::stat(out.c_str(), &st) != 0) return; // made by the build
+    if (!S_ISDIR(st.st_mode)) {
+        diag.error({}, "output folder '" + out + "' exists and is not a folder");
+        return;
+    }
+    std::string problem;
+    std::vector<owned::Entry> record = owned::read(out, &problem);
+    if (!problem.empty() && !checks.force) diag.warning({}, problem + "; nothing in the output folder is taken for imgbuild's");
+    std::set<std::string> seen;
+    auto check = [&](const Mark& mark, const std::string& what, const std::string& type, const OutputTarget& t) {
+        if (!seen.insert(t.path).second) return;
+        std::string rel, abs = "/" + t.path; // split() gives views into it
+        for (auto part : path::split(abs)) {
+            rel += (rel.empty() ? "" : "/") + std::string(part);
+            std::string host = out + "/" + rel;
+            struct stat now {};
+            if (::lstat(host.c_str(), &now) != 0) return; // absent: written whole
+            if (rel != t.path) {
+                if (S_ISDIR(now.st_mode)) continue;
+                diag.error(mark, what + ": '" + host + "' is " + kind_of(now) + ", but '" + out + "/" + t.path +
+                                     "' is to be written inside it" + (S_ISLNK(now.st_mode) ? " (imgbuild does not write through a symlink)" : ""));
+                return;
+            }
+            if (checks.force || owned::find_match(record, t.path, type, host)) return;
+            bool sums = type == owned::k_checksums_type;
+            diag.error(mark, what + ": '" + host + "' exists (" + kind_of(now) + ") and was not written there by " +
+                                 (sums ? "imgbuild" : "this output") + " in an earlier build; imgbuild " +
+                                 (t.dir ? "replaces or updates" : "replaces") + " only what it wrote: move it away, or pass --force to replace it");
+        }
+    };
+    for (const auto& po : plan.outputs) {
+        if (po.shared)
+            for (const auto& t : po.shared->targets(nullptr)) check(po.mark, po.what, std::string(po.type->name), t);
+        for (size_t n = 0; n < po.nodes.size(); ++n)
+            if (po.nodes[n])
+                for (const auto& t : po.nodes[n]->targets(&plan.recipe.nodes[n])) check(po.mark, po.what, std::string(po.type->name), t);
+    }
+    check({}, "output folder", owned::k_checksums_type, {k_checksums_name, false});
+}
+
 Timestamp choose_epoch(const Recipe& r, std::string& source, Diagnostics& diag) {
     if (const char* env = std::getenv("SOURCE_DATE_EPOCH"); env && *env) {
         std::string_view text(env);
@@ -118,7 +240,8 @@ Timestamp choose_epoch(const Recipe& r, std::string& source, Diagnostics& diag) 
 
 } // namespace
 
-Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const SourceOptions& source_options) {
+Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const SourceOptions& source_options,
+               const OutputChecks* checks) {
     Diagnostics diag;
     Plan plan;
     plan.recipe = load_recipe(recipe_file, overrides, diag);
@@ -146,7 +269,8 @@ Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const
         plan.steps.push_back(std::move(ps));
     }
 
-    std::map<std::string, Mark> targets; // output path -> where it was asked for
+    Areas areas;
+    size_t instance = 0;
     for (const auto& item : r.outputs) {
         auto t = typed_item(item, "outputs", diag);
         if (!t) continue;
@@ -158,10 +282,7 @@ Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const
         PlannedOutput po;
         plan_item<PlannedOutput, OutputType, OutputParseEnv>(*t, type, r, diag, po, type->parse, "output");
         auto claim = [&](const std::unique_ptr<Output>& o) {
-            if (!o) return;
-            if (auto [it, fresh] = targets.emplace(o->path(), po.mark); !fresh)
-                diag.error(po.mark, po.what + ": path '" + o->path() + "' is already written by the output at " +
-                                        it->second.str() + (po.per_node ? " (give each node its own path with {{node.name}})" : ""));
+            if (o) claim_areas(areas, *o, po, instance++, diag);
         };
         claim(po.shared);
         // An always-per-node output names its per-node folders itself: its instances share one path.
@@ -171,6 +292,8 @@ Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const
     }
     if (r.outputs.empty() && !r.base.is_null() && !diag.has_errors())
         diag.error({}, r.file + ": recipe: 'outputs' is empty: nothing would be built");
+
+    if (checks && !diag.has_errors()) check_out_dir(plan, *checks, diag);
 
     diag.checkpoint();
     plan.warnings = diag.warnings();
@@ -232,6 +355,37 @@ std::string layer_summary(const Tree& tree) {
         s += (s.empty() ? "" : ", ") + l.name + " " + std::to_string(l.entries) + " entries" +
              (l.whiteouts ? " + " + std::to_string(l.whiteouts) + " whiteouts" : "");
     return s;
+}
+
+// What the output folder's record (owned.hpp) says once this build is in place: every path its
+// outputs write (what a staged one is now, it stays through the rename), and of the earlier record
+// what is still there as it was and does not overlap another type of output of this build (the
+// folders of a netboot node that left the recipe, an output the recipe no longer has).
+std::vector<owned::Entry> ownership(const Plan& plan, const Staging& staging) {
+    std::vector<owned::Entry> entries;
+    std::set<std::string> paths;
+    std::vector<std::pair<std::string, std::string>> areas; // path, output type
+    auto add = [&](const std::string& type, const OutputTarget& t) {
+        if (!paths.insert(t.path).second) return;
+        if (auto e = owned::describe(type, t.path, staging.current(t.path)); e && e->dir == t.dir) entries.push_back(*e);
+    };
+    for (const auto& po : plan.outputs) {
+        auto instance = [&](const Output& o, const NodeSpec* node) {
+            for (const auto& a : o.areas()) areas.emplace_back(a, po.type->name);
+            for (const auto& t : o.targets(node)) add(std::string(po.type->name), t);
+        };
+        if (po.shared) instance(*po.shared, nullptr);
+        for (size_t n = 0; n < po.nodes.size(); ++n) instance(*po.nodes[n], &plan.recipe.nodes[n]);
+    }
+    add(owned::k_checksums_type, {k_checksums_name, false});
+    for (const auto& old : owned::read(staging.out_dir())) {
+        if (paths.count(old.path)) continue;
+        bool overlaps = false;
+        for (const auto& [a, type] : areas)
+            overlaps = overlaps || (type != old.type && (path::is_within("/" + old.path, "/" + a) || path::is_within("/" + a, "/" + old.path)));
+        if (!overlaps && owned::find_match({old}, old.path, old.type, staging.out_dir() + "/" + old.path)) entries.push_back(old);
+    }
+    return entries;
 }
 
 void write_output(const Output& out, const Tree& tree, Staging& staging, const OutputWriteEnv& env) {
@@ -298,8 +452,10 @@ void execute(const Plan& plan, const BuildOptions& options) {
         }
     }
 
-    // 5. Everything written: checksums of the files, then move it all into place together.
-    staging.add_checksums("SHA256SUMS");
+    // 5. Everything written: checksums of the files and the record of what this build owns, then move
+    // it all into place together.
+    staging.add_checksums(k_checksums_name);
+    staging.add_file(owned::k_file, owned::text(ownership(plan, staging)));
     staging.commit();
 }
 

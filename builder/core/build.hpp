@@ -46,9 +46,19 @@ struct Plan {
     std::vector<std::string> warnings;
 };
 
+// Where a build writes, for the checks against what is there already (build and validate alike).
+struct OutputChecks {
+    std::string out_dir = "out";
+    bool force = false; // --force: replace what is at an output's path even when imgbuild did not write it
+};
+
 // Loads the recipe and checks everything that can be checked before reading the base: every problem
 // is reported at once in one Error (exit code 2). Nothing is written. `source_options` go to parse_base.
-Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const SourceOptions& source_options = {});
+// With `checks`, also what the outputs would replace in checks->out_dir: a path that exists and is not
+// what the same output wrote there in an earlier build is an error (unless force), and so is an output
+// folder inside (or holding) a `dir:` base.
+Plan make_plan(const std::string& recipe_file, const Overrides& overrides, const SourceOptions& source_options = {},
+               const OutputChecks* checks = nullptr);
 
 // The plan as text for --dry-run and `validate`: steps x nodes x outputs.
 std::string describe(const Plan& plan, const std::string& out_dir);

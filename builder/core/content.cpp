@@ -127,7 +127,7 @@ private:
     }
 
     int open_file() const {
-        int fd = ::open(m_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int fd = ::open(m_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) throw Error(errno_message("open " + describe(), errno));
         return fd;
     }

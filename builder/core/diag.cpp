@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <unordered_set>
 
 namespace ib {
 
@@ -13,7 +14,7 @@ std::string Mark::str() const {
 }
 
 void Diagnostics::error(const Mark& mark, std::string message) {
-    m_items.push_back({mark, std::move(message), true});
+    if (!saturated()) m_items.push_back({mark, std::move(message), true});
     ++m_errors;
 }
 
@@ -32,12 +33,13 @@ std::vector<std::string> Diagnostics::formatted(bool errors) const {
         return key(a) < key(b);
     });
     std::vector<std::string> lines;
+    std::unordered_set<std::string> seen;
     for (const Item* item : items) {
         std::string place = item->mark.str();
         std::string line = place.empty() ? std::string() : place + ": ";
         if (!errors) line += "warning: ";
         line += item->message;
-        if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(std::move(line));
+        if (seen.insert(line).second) lines.push_back(std::move(line));
     }
     return lines;
 }
@@ -49,6 +51,9 @@ void Diagnostics::checkpoint() const {
         if (!text.empty()) text += '\n';
         text += line;
     }
+    if (m_errors > k_max_kept)
+        text += "\n... and " + std::to_string(m_errors - k_max_kept) + " more errors (the first " +
+                std::to_string(k_max_kept) + " are shown)";
     throw Error(text, k_exit_usage);
 }
 
@@ -75,6 +80,10 @@ std::string closest(std::string_view word, const std::vector<std::string>& candi
     std::string best;
     size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
     for (const auto& candidate : candidates) {
+        // The distance is at least the difference in length: skip the costly part for most
+        // candidates, and for a word megabytes long.
+        size_t gap = word.size() > candidate.size() ? word.size() - candidate.size() : candidate.size() - word.size();
+        if (gap >= best_distance) continue;
         size_t d = edit_distance(word, candidate);
         if (d < best_distance) {
             best_distance = d;

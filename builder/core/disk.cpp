@@ -98,10 +98,13 @@ std::shared_ptr<ImageFile> ImageFile::open(const std::string& path, const std::s
     std::shared_ptr<ImageFile> f(new ImageFile());
     f->m_path = path;
     f->m_name = display.empty() ? path : display;
-    f->m_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO is refused below instead of waiting for a writer.
+    f->m_fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (f->m_fd < 0) throw Error(errno_message("open image '" + path + "'", errno));
     struct stat st {};
     if (::fstat(f->m_fd, &st) != 0) throw Error(errno_message("stat image '" + path + "'", errno));
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        throw Error("image '" + f->m_name + "' is not a regular file or block device");
     if (S_ISBLK(st.st_mode)) {
         off_t end = ::lseek(f->m_fd, 0, SEEK_END);
         f->m_size = end > 0 ? static_cast<uint64_t>(end) : 0;

@@ -4,6 +4,7 @@
 #include "core/validate.hpp"
 
 #include <cstring>
+#include <set>
 #include <ctime>
 #include <set>
 #include <vector>
@@ -152,9 +153,15 @@ std::string ascii_lower(std::string s) {
     return s;
 }
 
+// `read`: the first clusters of the folders read so far. Each folder has one entry in one parent;
+// a second entry for the same folder is a damaged volume, and following it anyway was exponential
+// (a folder holding two entries for itself is read 2^64 times before the depth limit).
 void read_folder(const std::shared_ptr<const Volume>& v, uint32_t cluster, bool fixed_root, Tree& tree,
-                 const std::string& at, int depth) {
+                 const std::string& at, int depth, std::set<uint32_t>& read) {
     if (depth > 64) throw Error(v->what + ": folders nested too deep (a loop?)");
+    if (!fixed_root && !read.insert(cluster).second)
+        throw Error(v->what + ": folder '" + at + "' starts at cluster " + std::to_string(cluster) +
+                    ", which another folder already uses (a damaged volume)");
     std::string raw = folder_bytes(*v, cluster, fixed_root);
     std::vector<uint16_t> lfn;
     int lfn_checksum = -1;
@@ -227,7 +234,7 @@ void read_folder(const std::shared_ptr<const Volume>& v, uint32_t cluster, bool 
         std::string p = at == "/" ? "/" + name : at + "/" + name;
         if (attr & 0x10) {
             tree.put(p, Entry::directory(0755, mtime));
-            if (first != 0) read_folder(v, first, false, tree, p, depth + 1);
+            if (first != 0) read_folder(v, first, false, tree, p, depth + 1, read);
         } else {
             uint64_t size = le32(e + 28);
             ContentRef content = size ? std::make_shared<FatContent>(v, first, size, p) : nullptr;
@@ -312,7 +319,8 @@ void read_fat(const std::shared_ptr<const ImageFile>& image, uint64_t offset, ui
     auto v = open_volume(image, offset, size, nullptr);
     tree.mkdirs(mount, Entry::directory(0755, tree.default_mtime()));
     std::string at = tree.resolve(mount);
-    read_folder(v, v->root_cluster, v->bits != 32, tree, at, 0);
+    std::set<uint32_t> folders;
+    read_folder(v, v->root_cluster, v->bits != 32, tree, at, 0, folders);
 }
 
 } // namespace ib

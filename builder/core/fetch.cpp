@@ -98,7 +98,9 @@ Result<http::Got> transfer(const std::string& url, const std::string& path, bool
 }
 
 std::string download_pinned(const std::string& url, const std::string& pin) {
-    return cache::get_or_make("downloads", pin, [&](const std::string& temp) {
+    // Checked before every use: a file changed in the cache is hashed again, and one that no longer
+    // matches the pin is removed (with a warning) and downloaded again.
+    return cache::get_or_make_verified("downloads", pin, [&](const std::string& temp) {
         // Beside the entry, under the cache's lock: only this build writes it now.
         std::string part = (fs::path(temp).parent_path() / (pin + ".part")).string();
         uint64_t have = size_of(part);
@@ -128,7 +130,8 @@ std::string download_pinned(const std::string& url, const std::string& pin) {
             throw Error(url + ": sha256 is " + actual + ", but the recipe pins " + pin);
         }
         if (::rename(part.c_str(), temp.c_str()) != 0) throw Error(errno_message("rename '" + part + "'", errno));
-    });
+        return pin;
+    }, pin);
 }
 
 std::string download_unpinned(const std::string& url) {
@@ -164,6 +167,8 @@ bool is_url(const std::string& value) {
 }
 
 Result<void> check_url(const std::string& url) { return http::check_url(url); }
+
+bool recheck(const std::string& sha256) { return sha256.empty() || cache::recheck("downloads", sha256, sha256); }
 
 std::string download(const std::string& url, const std::string& sha256) {
     return sha256.empty() ? download_unpinned(url) : download_pinned(url, sha256);

@@ -4,7 +4,9 @@
 // every build, whatever URL names the same content. While it downloads it is `downloads/<sha256>.part`;
 // a download that fails or is interrupted leaves that .part, and the next build continues it with an
 // HTTP Range request. The complete file is checked against the pin before it is renamed into place; a
-// mismatch deletes it. Two builds at once wait for each other instead of downloading twice.
+// mismatch deletes it. Two builds at once wait for each other instead of downloading twice. The cached
+// file is verified before each use (cache::get_or_make_verified): changed since it was checked, it is
+// hashed again, and one that no longer matches its pin is removed with a warning and downloaded again.
 //
 // Unpinned (--insecure): nothing says whether a cached copy is still what the URL serves, so it is
 // downloaded again every build, whole (no resume: the halves could come from two versions), into
@@ -30,5 +32,9 @@ Result<void> check_url(const std::string& url);
 // (64 lower-case hex digits), or "" for an unpinned download. Failures throw an Error naming the URL:
 // "URL: HTTP 404 Not Found", "URL: sha256 is X, but the recipe pins Y".
 std::string download(const std::string& url, const std::string& sha256);
+
+// For a pinned download that failed to read: hashes the cached file again, whatever its record says.
+// False when it no longer matched its pin (it was then removed, and the next download() fetches it again).
+bool recheck(const std::string& sha256);
 
 } // namespace ib::fetch

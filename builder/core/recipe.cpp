@@ -65,20 +65,31 @@ Doc load_merged(const std::string& file, const Mark& from, std::vector<std::stri
 std::map<std::string, std::string> resolve_vars(const std::map<std::string, std::pair<std::string, Mark>>& raw,
                                                 Diagnostics& diag) {
     std::map<std::string, std::string> done;
-    std::set<std::string> busy;
+    std::set<std::string> busy, failed;
+    // A chain of vars each using the next is resolved by recursion: bounded, so that 100k of them
+    // are an error rather than a stack overflow.
+    constexpr size_t k_max_depth = 1000;
     std::function<bool(const std::string&)> resolve_one = [&](const std::string& key) -> bool {
         if (done.count(key)) return true;
+        if (failed.count(key)) return false; // reported once; tried again, long chains went quadratic
         auto it = raw.find(key);
         if (busy.count(key)) {
             diag.error(it->second.second, "vars: '" + key + "' refers to itself through other vars");
+            return false;
+        }
+        if (busy.size() >= k_max_depth) {
+            diag.error(it->second.second, "vars: '" + key + "' is reached through a chain of more than " +
+                                              std::to_string(k_max_depth) + " vars using vars");
             return false;
         }
         busy.insert(key);
         // Render with the vars it names resolved first.
         std::vector<std::string> names;
         const std::string& text = it->second.first;
-        for (size_t pos = text.find("{{"); pos != std::string::npos; pos = text.find("{{", pos + 2)) {
-            size_t end = text.find("}}", pos);
+        // On from the end of each "{{...}}", as render() reads them: from the next "{{" instead, a
+        // text of many "{{" and one "}}" took quadratic time.
+        for (size_t pos = text.find("{{"), end = 0; pos != std::string::npos; pos = text.find("{{", end + 2)) {
+            end = text.find("}}", pos + 2);
             if (end == std::string::npos) break;
             std::string inner = text.substr(pos + 2, end - pos - 2);
             inner.erase(0, inner.find_first_not_of(" \t"));
@@ -88,10 +99,16 @@ std::map<std::string, std::string> resolve_vars(const std::map<std::string, std:
         bool ok = true;
         for (const auto& n : names) ok = resolve_one(n) && ok;
         busy.erase(key);
-        if (!ok) return false;
+        if (!ok) {
+            failed.insert(key);
+            return false;
+        }
         Scope scope{&done, nullptr, "vars are shared by all nodes and cannot use node fields"};
         auto value = render(text, scope, diag, it->second.second);
-        if (!value) return false;
+        if (!value) {
+            failed.insert(key);
+            return false;
+        }
         done[key] = *value;
         return true;
     };

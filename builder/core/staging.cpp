@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -108,6 +109,7 @@ std::string Staging::scratch_for(const std::string& rel) {
 namespace {
 
 constexpr size_t k_hash_buffer = 1 << 20;
+constexpr uint64_t k_hash_batch = 16 << 20;
 
 // Adds bytes [from, to) of the open file to `h`: what holds data is read, a hole is hashed as the
 // zeros it reads as. Reading a hole would make the kernel zero a fresh page for every 4 KiB of it,
@@ -141,6 +143,8 @@ void hash_range(int fd, const std::string& p, uint64_t from, uint64_t to, Sha256
     }
 }
 
+} // namespace
+
 std::string sha256_sparse(const std::string& p) {
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw Error(errno_message("checksums: open '" + p + "'", errno));
@@ -156,8 +160,6 @@ std::string sha256_sparse(const std::string& p) {
     ::close(fd);
     return h.hex();
 }
-
-} // namespace
 
 struct BackgroundChecksum::State {
     std::string path;
@@ -175,7 +177,9 @@ struct BackgroundChecksum::State {
         try {
             std::unique_lock lock(mutex);
             while (true) {
-                changed.wait(lock, [&] { return stop || ready > done || final; });
+                // In pieces of some MiB: hashing each small step on its own would cost more than it
+                // hashes (a fresh buffer and its page faults each time).
+                changed.wait(lock, [&] { return stop || final || ready >= done + k_hash_batch; });
                 if (stop) return;
                 if (ready > done) {
                     uint64_t from = done, to = ready;
@@ -243,30 +247,83 @@ void Staging::add_checksums(const std::string& name) {
     std::sort(sums.begin(), sums.end());
     std::string text;
     for (const auto& [rel, sum] : sums) text += sum + "  " + rel + "\n";
+    add_file(name, text);
+}
+
+void Staging::add_file(const std::string& name, const std::string& text) {
     std::string temp = temp_for(name);
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) throw Error(errno_message("create '" + temp + "'", errno));
     bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ::close(fd);
-    if (!ok) throw Error(errno_message("write '" + temp + "'", errno));
+    int err = errno;
+    ok = ::close(fd) == 0 && ok;
+    if (!ok) throw Error(errno_message("write '" + temp + "'", err ? err : errno));
+}
+
+std::string Staging::current(const std::string& rel) const {
+    std::string target = m_out + "/" + rel;
+    for (const auto& item : m_items)
+        if (item.target == target) return item.temp;
+    return target;
 }
 
 void Staging::commit() {
-    for (const auto& item : m_items) {
-        struct stat st {};
-        std::string old;
-        if (item.optional && ::lstat(item.temp.c_str(), &st) != 0 && errno == ENOENT) continue;
-        if (::lstat(item.target.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-            // rename() cannot replace a non-empty folder: move it aside first, delete it after.
-            old = item.temp + ".old";
-            if (::rename(item.target.c_str(), old.c_str()) != 0)
-                throw Error(errno_message("replace '" + item.target + "'", errno));
+    check_interrupted(); // the last moment Ctrl-C stops the build with nothing changed
+    struct Step {
+        const Item* item;
+        std::string aside; // where what was at the target went
+        bool placed = false;
+    };
+    std::vector<Step> steps;
+    auto undo = [&]() {
+        std::string problems;
+        for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+            const std::string& target = it->item->target;
+            // The new one goes back to its temporary name, where the destructor removes it.
+            if (it->placed && m_rename(target.c_str(), it->item->temp.c_str()) != 0) {
+                problems += "; could not move the new '" + target + "' away again: " + std::strerror(errno);
+                if (!it->aside.empty()) problems += " (what was there before is at '" + it->aside + "')";
+                continue;
+            }
+            if (!it->aside.empty() && m_rename(it->aside.c_str(), target.c_str()) != 0)
+                problems += "; could not put back '" + target + "' (it is at '" + it->aside + "'): " + std::strerror(errno);
         }
-        if (::rename(item.temp.c_str(), item.target.c_str()) != 0)
-            throw Error(errno_message("move '" + item.temp + "' to '" + item.target + "'", errno));
-        if (!old.empty()) remove_tree(old);
+        if (!problems.empty()) return problems;
+        std::string kept;
+        for (const auto& w : m_in_place) kept += (kept.empty() ? "" : ", ") + w;
+        return kept.empty() ? std::string("; the output folder is as it was")
+                            : "; every output moved into place is back as it was (" + kept + " stay as updated in place)";
+    };
+    try {
+        // 1. What is in the way goes aside, beside it (a rename cannot replace a non-empty folder,
+        // nor a file by a folder).
+        for (const auto& item : m_items) {
+            struct stat st {};
+            if (item.optional && ::lstat(item.temp.c_str(), &st) != 0 && errno == ENOENT) continue;
+            Step step{&item, "", false};
+            if (::lstat(item.target.c_str(), &st) == 0) {
+                std::string aside = item.temp + ".old";
+                remove_tree(aside); // a leftover of a killed run with the same pid
+                if (m_rename(item.target.c_str(), aside.c_str()) != 0)
+                    throw Error(errno_message("move '" + item.target + "' aside", errno));
+                step.aside = aside;
+            } else if (errno != ENOENT) {
+                throw Error(errno_message("'" + item.target + "'", errno));
+            }
+            steps.push_back(std::move(step));
+        }
+        // 2. Everything new into place.
+        for (auto& step : steps) {
+            if (m_rename(step.item->temp.c_str(), step.item->target.c_str()) != 0)
+                throw Error(errno_message("move '" + step.item->temp + "' to '" + step.item->target + "'", errno));
+            step.placed = true;
+        }
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) + undo(), e.exit_code());
     }
     m_committed = true;
+    for (const auto& step : steps)
+        if (!step.aside.empty()) remove_tree(step.aside);
 }
 
 } // namespace ib

@@ -5,6 +5,8 @@
 // Nothing is created outside the output folder, and no host symlink is followed on the way into it.
 #pragma once
 
+#include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -43,9 +45,22 @@ public:
     // The sha256 (hex) of the file at `temp`, taken by its writer: add_checksums uses it instead of
     // reading the file again.
     void set_checksum(const std::string& temp, std::string sha256);
-    // Renames every temporary path to its target, replacing what was there.
+    // Adds the file `name` (relative to the output folder) holding `text`, committed with the rest.
+    void add_file(const std::string& name, const std::string& text);
+    // Where the output at `rel` is now: its temporary when it is staged, else the path in the output
+    // folder (an existing folder updated in place).
+    std::string current(const std::string& rel) const;
+    // Renames every temporary path to its target, replacing what was there, all or nothing: whatever
+    // is in the way is moved aside first, and on any failure everything already moved is put back as
+    // it was before the Error is thrown. What was replaced is removed only once everything is in
+    // place. Ctrl-C stops the build up to the start of commit(), not within it.
     void commit();
     const std::string& out_dir() const { return m_out; }
+    // An output changed folders in place before commit() (netboot): a failed commit cannot undo that,
+    // and its message says so, naming `what`.
+    void changed_in_place(const std::string& what) { m_in_place.push_back(what); }
+    // For tests: the rename commit() uses, to make one fail.
+    void set_rename(std::function<int(const char* from, const char* to)> rename) { m_rename = std::move(rename); }
 
 private:
     void make_dir(const std::string& dir);
@@ -62,6 +77,8 @@ private:
     std::map<std::string, std::shared_ptr<void>> m_shared;
     std::map<std::string, std::string> m_checksums; // temp path -> sha256 from its writer
     bool m_committed = false;
+    std::vector<std::string> m_in_place;
+    std::function<int(const char*, const char*)> m_rename = [](const char* from, const char* to) { return ::rename(from, to); };
 };
 
 // The sha256 of a file that is still being written, taken by a thread of its own as the writer
@@ -83,6 +100,9 @@ private:
     struct State;
     std::unique_ptr<State> m_state;
 };
+
+// The sha256 (hex) of a file, holes hashed as the zeros they read as without reading them. Throws Error.
+std::string sha256_sparse(const std::string& p);
 
 // rm -rf without following links, making folders writable first where a mode denies it.
 void remove_tree(const std::string& p);

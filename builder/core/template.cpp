@@ -13,6 +13,13 @@ bool is_identifier(std::string_view s) {
     return !validate::var_name(s);
 }
 
+// Recipe text quoted in a message, cut short: a value can be megabytes long.
+std::string quoted(std::string_view s) {
+    constexpr size_t k_max = 80;
+    if (s.size() <= k_max) return std::string(s);
+    return std::string(s.substr(0, k_max)) + "...";
+}
+
 std::string_view trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -42,7 +49,7 @@ std::optional<std::string> split(std::string_view text, std::vector<Piece>& out)
             size_t q = text.find(inner_start[0], static_cast<size_t>(inner_start.data() - text.data()) + 1);
             if (q != std::string_view::npos) close = text.find("}}", q + 1);
         }
-        if (close == std::string_view::npos) return "unclosed '{{' in '" + std::string(text) + "'";
+        if (close == std::string_view::npos) return "unclosed '{{' in '" + quoted(text) + "'";
         out.push_back({false, std::string(trim(text.substr(open + 2, close - open - 2)))});
         i = close + 2;
     }
@@ -65,6 +72,16 @@ std::optional<std::string> render(std::string_view text, const Scope& scope, Dia
     }
     std::string out;
     bool ok = true;
+    auto append = [&](const std::string& value) {
+        if (!diag.charge_expansion(value.size())) {
+            diag.error(mark, "template: variables expand to more than " +
+                                 std::to_string(Diagnostics::k_max_expansion >> 20) +
+                                 " MiB in all (variables made of variables?)");
+            return false;
+        }
+        out += value;
+        return true;
+    };
     for (const auto& piece : pieces) {
         if (piece.literal) {
             out += piece.text;
@@ -78,39 +95,45 @@ std::optional<std::string> render(std::string_view text, const Scope& scope, Dia
         if (expr.rfind("node.", 0) == 0) {
             std::string field = expr.substr(5);
             if (!is_identifier(field)) {
-                diag.error(mark, "template '{{" + expr + "}}': '" + field + "' is not a field name");
+                diag.error(mark, "template '{{" + quoted(expr) + "}}': '" + quoted(field) + "' is not a field name");
                 ok = false;
             } else if (!scope.node) {
-                diag.error(mark, "template '{{" + expr + "}}' needs a node, but " +
+                diag.error(mark, "template '{{" + quoted(expr) + "}}' needs a node, but " +
                                      (scope.node_context.empty() ? "no node is being built here"
                                                                  : scope.node_context));
                 ok = false;
             } else if (auto it = scope.node->find(field); it != scope.node->end()) {
-                out += it->second;
+                if (!append(it->second)) return std::nullopt;
             } else {
-                diag.error(mark, "template '{{" + expr + "}}': node has no field '" + field + "'" +
-                                     did_you_mean("node." + field, keys(*scope.node, "node.")));
+                diag.error(mark, "template '{{" + quoted(expr) + "}}': node has no field '" + quoted(field) + "'" +
+                                     (!diag.wants_hints() ? std::string()
+                                                       : did_you_mean("node." + field, keys(*scope.node, "node."))));
                 ok = false;
             }
             continue;
         }
         if (!is_identifier(expr)) {
-            diag.error(mark, "template '{{" + expr + "}}': expected a variable name, 'node.FIELD' or a quoted string");
+            diag.error(mark, "template '{{" + quoted(expr) + "}}': expected a variable name, 'node.FIELD' or a quoted string");
             ok = false;
             continue;
         }
         if (scope.vars) {
             if (auto it = scope.vars->find(expr); it != scope.vars->end()) {
-                out += it->second;
+                if (!append(it->second)) return std::nullopt;
                 continue;
             }
+        }
+        if (!diag.wants_hints()) {
+            diag.error(mark, "template '{{" + quoted(expr) + "}}': unknown variable '" + quoted(expr) + "'");
+            ok = false;
+            continue;
         }
         std::vector<std::string> candidates = scope.vars ? keys(*scope.vars, "") : std::vector<std::string>{};
         if (scope.node) {
             auto node_keys = keys(*scope.node, "node.");
             candidates.insert(candidates.end(), node_keys.begin(), node_keys.end());
         }
-        diag.error(mark, "template '{{" + expr + "}}': unknown variable '" + expr + "'" +
+        diag.error(mark, "template '{{" + quoted(expr) + "}}': unknown variable '" + quoted(expr) + "'" +
                              did_you_mean(expr, candidates));
         ok = false;
     }

@@ -5,12 +5,16 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <lzma.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <sys/stat.h>
+#include <fcntl.h>
 #include <memory>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
 
 namespace ib::archive {
 
@@ -96,6 +100,110 @@ bool write_acl(archive_entry* ae, const std::string& name, const std::string& va
     return true;
 }
 
+constexpr size_t k_path_max = 4096;
+
+// After Ctrl-C: archive_write_free() would otherwise close the archive, and closing an xz stream
+// compresses everything its threads still hold (tens of MiB; 17 s at xz's default level) before
+// the interrupt could take effect. The temporary file is removed by the caller anyway.
+void abandon(struct archive* a) { archive_write_fail(a); }
+
+// xz through liblzma here rather than libarchive's xz filter. liblzma's multi-threaded encoder
+// blocks in lzma_code() until a thread finishes a whole block (24 MiB at level 6): Ctrl-C waited
+// for that, 17 s and more. With a timeout lzma_code() returns every 100 ms and the interrupt is
+// seen. The stream is the one libarchive's filter made: level 6, CRC64, the multi-threaded
+// encoder (whose bytes do not depend on the thread count).
+class XzOutput {
+public:
+    explicit XzOutput(int threads) : m_threads(static_cast<uint32_t>(std::max(2, threads))) {}
+    ~XzOutput() {
+        lzma_end(&m_stream);
+        if (m_fd >= 0) ::close(m_fd);
+    }
+    XzOutput(const XzOutput&) = delete;
+    XzOutput& operator=(const XzOutput&) = delete;
+
+    // Creates `file` and makes `a` write through this; false with the reason in `a`.
+    bool open(struct archive* a, const std::string& file) {
+        m_file = file;
+        m_fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (m_fd < 0) {
+            archive_set_error(a, errno, "%s", std::strerror(errno));
+            return false;
+        }
+        lzma_mt mt{};
+        mt.threads = m_threads;
+        mt.preset = LZMA_PRESET_DEFAULT;
+        mt.check = LZMA_CHECK_CRC64;
+        mt.timeout = 100;
+        if (lzma_stream_encoder_mt(&m_stream, &mt) != LZMA_OK) {
+            archive_set_error(a, ENOMEM, "cannot start the xz encoder");
+            return false;
+        }
+        m_out.resize(1 << 20);
+        return archive_write_open2(a, this, nullptr, &XzOutput::on_write, &XzOutput::on_close, nullptr) == ARCHIVE_OK;
+    }
+
+private:
+    static la_ssize_t on_write(struct archive* a, void* me, const void* buf, size_t len) {
+        auto* self = static_cast<XzOutput*>(me);
+        self->m_stream.next_in = static_cast<const uint8_t*>(buf);
+        self->m_stream.avail_in = len;
+        while (self->m_stream.avail_in > 0)
+            if (!self->step(a, LZMA_RUN)) return -1;
+        return static_cast<la_ssize_t>(len);
+    }
+
+    static int on_close(struct archive* a, void* me) {
+        auto* self = static_cast<XzOutput*>(me);
+        while (!self->m_done)
+            if (!self->step(a, LZMA_FINISH)) return ARCHIVE_FATAL;
+        int fd = self->m_fd;
+        self->m_fd = -1;
+        if (::close(fd) != 0) {
+            archive_set_error(a, errno, "%s", std::strerror(errno));
+            return ARCHIVE_FATAL;
+        }
+        return ARCHIVE_OK;
+    }
+
+    // One lzma_code() call (at most 100 ms) and the write of what it made; false after an error
+    // or an interrupt (an exception cannot cross libarchive: the caller sees the failure and checks).
+    bool step(struct archive* a, lzma_action action) {
+        m_stream.next_out = m_out.data();
+        m_stream.avail_out = m_out.size();
+        lzma_ret r = lzma_code(&m_stream, action);
+        size_t n = m_out.size() - m_stream.avail_out;
+        for (size_t done = 0; done < n;) {
+            ssize_t w = ::write(m_fd, m_out.data() + done, n - done);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                archive_set_error(a, w < 0 ? errno : EIO, "%s", std::strerror(w < 0 ? errno : EIO));
+                return false;
+            }
+            done += static_cast<size_t>(w);
+        }
+        if (r == LZMA_STREAM_END) m_done = true;
+        else if (r != LZMA_OK) {
+            archive_set_error(a, EIO, "xz encoder error %d", static_cast<int>(r));
+            return false;
+        }
+        try {
+            check_interrupted();
+        } catch (const Error&) {
+            archive_set_error(a, EINTR, "interrupted");
+            return false;
+        }
+        return true;
+    }
+
+    uint32_t m_threads;
+    std::string m_file;
+    int m_fd = -1;
+    lzma_stream m_stream = LZMA_STREAM_INIT;
+    std::vector<uint8_t> m_out;
+    bool m_done = false;
+};
+
 Result<void> add_filter(struct archive* a, TarOptions::Compression compression, int thread_count) {
     int r = ARCHIVE_OK;
     std::string threads = std::to_string(std::max(2, thread_count));
@@ -122,11 +230,14 @@ Result<void> add_filter(struct archive* a, TarOptions::Compression compression, 
 } // namespace
 
 Result<void> compress_file(const std::string& in, const std::string& out, TarOptions::Compression compression, int threads) {
+    XzOutput xz(threads); // outlives the archive that writes through it
     std::unique_ptr<struct archive, WriteDeleter> a(archive_write_new());
     archive_write_set_format_raw(a.get());
-    if (auto r = add_filter(a.get(), compression, threads); !r) return r;
+    bool own_xz = compression == TarOptions::Compression::Xz;
+    if (!own_xz)
+        if (auto r = add_filter(a.get(), compression, threads); !r) return r;
     archive_write_set_bytes_in_last_block(a.get(), 1); // no padding after the stream
-    if (archive_write_open_filename(a.get(), out.c_str()) != ARCHIVE_OK)
+    if (own_xz ? !xz.open(a.get(), out) : archive_write_open_filename(a.get(), out.c_str()) != ARCHIVE_OK)
         return fail("cannot create '" + out + "': " + message(a.get()));
     std::unique_ptr<archive_entry, EntryDeleter> ae(archive_entry_new());
     archive_entry_set_pathname(ae.get(), "image");
@@ -141,6 +252,7 @@ Result<void> compress_file(const std::string& in, const std::string& out, TarOpt
         std::string failure;
         auto feed = [&](const char* data, size_t len) {
             while (len > 0 && failure.empty()) {
+                check_interrupted();
                 la_ssize_t n = archive_write_data(a.get(), data, len);
                 if (n <= 0) {
                     failure = message(a.get());
@@ -159,11 +271,21 @@ Result<void> compress_file(const std::string& in, const std::string& out, TarOpt
             feed(data, len);
         });
         zeros_to(content->size());
-        if (!failure.empty()) return fail("compressing into '" + out + "': " + failure);
+        if (!failure.empty()) {
+            check_interrupted(); // the failure may be the interrupt, seen inside libarchive
+            return fail("compressing into '" + out + "': " + failure);
+        }
     } catch (const Error& e) {
+        if (e.exit_code() == k_exit_interrupted) {
+            abandon(a.get());
+            throw; // exit 130, not a failed build
+        }
         return fail(e.what());
     }
-    if (archive_write_close(a.get()) != ARCHIVE_OK) return fail("closing '" + out + "': " + message(a.get()));
+    if (archive_write_close(a.get()) != ARCHIVE_OK) {
+        check_interrupted();
+        return fail("closing '" + out + "': " + message(a.get()));
+    }
     return {};
 }
 
@@ -187,6 +309,11 @@ Result<void> read_tarball(const std::string& file, Tree& tree) {
             ++count;
             const char* name = archive_entry_pathname(ae);
             if (!name) return fail("tarball '" + file + "': member " + std::to_string(count) + " has no usable name");
+            // Longer than Linux takes (PATH_MAX), and the tree's cost grows with depth times length:
+            // one member a megabyte long kept the reader busy for minutes.
+            if (std::strlen(name) >= k_path_max)
+                return fail("tarball '" + file + "': member " + std::to_string(count) + "'s path is longer than " +
+                            std::to_string(k_path_max) + " bytes");
             std::string p = path::normalise(name);
 
             Entry e;
@@ -203,7 +330,13 @@ Result<void> read_tarball(const std::string& file, Tree& tree) {
             while (archive_entry_xattr_next(ae, &xname, &xvalue, &xsize) == ARCHIVE_OK)
                 e.xattrs[xname] = std::string(static_cast<const char*>(xvalue), xsize);
 
-            if (const char* hard = archive_entry_hardlink(ae)) {
+            const char* hard = archive_entry_hardlink(ae);
+            const char* soft = e.type == FileType::Symlink ? archive_entry_symlink(ae) : nullptr;
+            for (const char* target : {hard, soft})
+                if (target && std::strlen(target) >= k_path_max)
+                    return fail("tarball '" + file + "': the link target of '" + p + "' is longer than " +
+                                std::to_string(k_path_max) + " bytes");
+            if (hard) {
                 std::string target = path::normalise(hard);
                 if (!tree.get(target))
                     return fail("tarball '" + file + "': '" + p + "' is a hardlink to '" + target +
@@ -267,12 +400,15 @@ Result<TarOptions::Compression> compression_for(const std::string& f) {
 }
 
 Result<void> write_tarball(const Tree& tree, const std::string& file, const TarOptions& options) {
+    XzOutput xz(options.threads); // outlives the archive that writes through it
     std::unique_ptr<struct archive, WriteDeleter> a(archive_write_new());
     // Full pax rather than "restricted": restricted drops sub-second mtimes from entries that need
     // no extended header for anything else, so precision would vary within one archive.
     archive_write_set_format_pax(a.get());
-    if (auto r = add_filter(a.get(), options.compression, options.threads); !r) return r;
-    if (archive_write_open_filename(a.get(), file.c_str()) != ARCHIVE_OK)
+    bool own_xz = options.compression == TarOptions::Compression::Xz;
+    if (!own_xz)
+        if (auto r = add_filter(a.get(), options.compression, options.threads); !r) return r;
+    if (own_xz ? !xz.open(a.get(), file) : archive_write_open_filename(a.get(), file.c_str()) != ARCHIVE_OK)
         return fail("cannot create '" + file + "': " + message(a.get()));
 
     HardlinkLeaders leaders(tree);
@@ -329,6 +465,7 @@ Result<void> write_tarball(const Tree& tree, const std::string& file, const TarO
             uint64_t pos = 0;
             auto feed = [&](const char* data, size_t len) {
                 while (len > 0 && failure.empty()) {
+                    check_interrupted();
                     la_ssize_t n = archive_write_data(a.get(), data, len);
                     if (n < 0) {
                         failure = "'" + p + "': " + message(a.get());
@@ -349,11 +486,21 @@ Result<void> write_tarball(const Tree& tree, const std::string& file, const TarO
             });
             zeros_to(e.size());
         });
-        if (!failure.empty()) return fail("writing '" + file + "': " + failure);
+        if (!failure.empty()) {
+            check_interrupted(); // the failure may be the interrupt, seen inside libarchive
+            return fail("writing '" + file + "': " + failure);
+        }
     } catch (const Error& err) {
+        if (err.exit_code() == k_exit_interrupted) {
+            abandon(a.get());
+            throw; // exit 130, not a failed build
+        }
         return fail("writing '" + file + "': " + err.what());
     }
-    if (archive_write_close(a.get()) != ARCHIVE_OK) return fail("closing '" + file + "': " + message(a.get()));
+    if (archive_write_close(a.get()) != ARCHIVE_OK) {
+        check_interrupted();
+        return fail("closing '" + file + "': " + message(a.get()));
+    }
     return {};
 }
 

@@ -49,7 +49,7 @@ bool ends_with(const std::string& s, const char* suffix) {
 } // namespace
 
 std::string sniff(const std::string& file) {
-    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return "";
     unsigned char m[6] = {};
     ssize_t n = ::read(fd, m, sizeof m);
@@ -194,12 +194,14 @@ void SparseWriter::flush() {
                           SYNC_FILE_RANGE_WRITE);
         m_written_back = m_size;
     }
+    if (m_on_final) m_on_final(m_size);
 }
 
 uint64_t SparseWriter::finish() {
     flush();
     if (::ftruncate(m_fd, static_cast<off_t>(m_size)) != 0)
         throw Error(errno_message("truncate '" + m_path + "'", errno));
+    if (m_on_final) m_on_final(m_size);
     // On disk before the cache renames it into place: after a crash, an entry is whole or absent.
     if (::fdatasync(m_fd) != 0) throw Error(errno_message("write '" + m_path + "'", errno));
     int fd = m_fd;
@@ -298,7 +300,8 @@ std::string archive_decode(InputFile& in, SparseWriter& out, bool zip, Decoded& 
 
 // ---- to_sparse_file -------------------------------------------------------------------------------
 
-Result<Decoded> to_sparse_file(const std::string& file, const std::string& out, InputDigest* digest) {
+Result<Decoded> to_sparse_file(const std::string& file, const std::string& out, InputDigest* digest,
+                               const std::function<void(uint64_t)>& final_bytes) {
     std::string kind = sniff(file);
     std::unique_ptr<Sha256> hash = digest ? std::make_unique<Sha256>() : nullptr;
     Decoded result;
@@ -309,6 +312,7 @@ Result<Decoded> to_sparse_file(const std::string& file, const std::string& out, 
         in = std::make_unique<InputFile>(file, hash.get());
         SparseWriter writer(out);
         created = true;
+        if (final_bytes) writer.on_final(final_bytes);
         if (kind == "zstd" || kind == "xz") {
             Result<void> r = kind == "zstd" ? zstd::decode(*in, writer) : lzma::decode(*in, writer);
             if (!r)

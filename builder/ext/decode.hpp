@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -38,8 +39,10 @@ struct InputDigest {
 // failure naming `file`; on failure `out` is removed.
 // With `digest`, every byte of `file` is hashed as it is read, and after a failure the rest of the
 // file too, so that a caller holding a pin can tell "corrupt" from "not the file pinned".
-Result<Decoded> to_sparse_file(const std::string& file, const std::string& out,
-                               InputDigest* digest = nullptr);
+// With `final_bytes`, it is called with n each time bytes [0, n) of `out` are written for good (holes
+// included): for a reader that follows the output as it is made (its checksum, on a thread of its own).
+Result<Decoded> to_sparse_file(const std::string& file, const std::string& out, InputDigest* digest = nullptr,
+                               const std::function<void(uint64_t)>& final_bytes = {});
 
 // ---- The two ends the codec adapters work between -----------------------------------------------
 
@@ -90,6 +93,8 @@ public:
     void advance(size_t n);                  // n bytes of space() are filled; throws Error
     void append(const char* data, size_t n); // copies through space()/advance()
     uint64_t size() const { return m_size; } // bytes handed over so far
+    // Called with n whenever bytes [0, n) of the file are final (after each buffer, and at finish()).
+    void on_final(std::function<void(uint64_t)> f) { m_on_final = std::move(f); }
     // Writes what is left, sets the file's size (a trailing hole included), waits until the data is
     // on disk (fdatasync), closes the file. Throws Error.
     uint64_t finish();
@@ -102,6 +107,7 @@ private:
     size_t m_fill = 0;   // bytes of m_buffer filled
     uint64_t m_size = 0; // bytes handed over, m_buffer's included
     uint64_t m_written_back = 0; // [0, m_written_back) is being written back to disk
+    std::function<void(uint64_t)> m_on_final;
 };
 
 } // namespace ib::decode

@@ -225,6 +225,23 @@ public:
                ")";
     }
     bool is_dir() const override { return true; }
+    std::vector<std::string> areas() const override { return {m_o.tftp_root, m_o.nfs_root, m_o.config_dir}; }
+    // The node's folders and what every node shares: all of them updated in place when they exist.
+    std::vector<OutputTarget> targets(const NodeSpec* node) const override {
+        std::vector<OutputTarget> out;
+        std::string folder = node ? netboot::folder_for(m_o, *node) : std::string();
+        if (node) {
+            out.push_back({folder.empty() ? m_o.tftp_root : m_o.tftp_root + "/" + folder, true});
+            out.push_back({m_o.nfs_root + "/" + node->name, true});
+        }
+        if (!folder.empty()) out.push_back({m_o.tftp_root + "/bootcode.bin", false});
+        out.push_back({m_o.tftp_root + "/.store", true});
+        if (m_o.share != netboot::Share::None) out.push_back({m_o.nfs_root + "/.store", true});
+        if (m_o.share == netboot::Share::Export) out.push_back({m_o.nfs_root + "/" + netboot::k_usr_folder, true});
+        out.push_back({m_o.nfs_root + "/.manifests", true});
+        for (const char* f : {"dnsmasq.conf", "exports", "nodes.txt"}) out.push_back({m_o.config_dir + "/" + f, false});
+        return out;
+    }
     std::string written(const OutputWriteEnv& env) const override {
         if (!env.node) return m_o.tftp_root + "/";
         std::string folder = node_folder(*env.node);
@@ -265,6 +282,10 @@ public:
         // left the recipe, then every node's folders and manifest, the TFTP root's bootcode.bin, and
         // last the stored files nothing links to any more.
         st.applying = true;
+        bool in_place = st.tftp_store_in_place || st.nfs_store_in_place;
+        for (const auto& n : st.written)
+            for (const auto& f : n.folders) in_place = in_place || is_real_dir(out + "/" + f.first);
+        if (in_place) staging.changed_in_place("the netboot folders in " + out + "/" + m_o.tftp_root + "/ and " + out + "/" + m_o.nfs_root + "/");
         leftover_nodes(out, names, claimed, env.prune, st);
         std::string summary = apply_nodes(out, claimed, st);
         place_root_bootcode(out, st);
@@ -276,7 +297,8 @@ public:
 
         // The server's files, renamed into place with the build's other outputs.
         std::vector<netboot::NodeRow> rows;
-        for (const auto& [o, node] : all) {
+        for (const auto& entry : all) {
+            const auto& node = entry.second; // not a structured binding: clang 14 cannot capture one
             auto field = [&](const char* k) {
                 auto it = node->fields.find(k);
                 return it == node->fields.end() ? std::string() : it->second;
@@ -534,7 +556,7 @@ private:
         }
         fo.threads = 1;
         st.run(
-            [this, rel, fo, dest, fresh, &st, &nw] {
+            [this, rel, fo, dest = dest, fresh = fresh, &st, &nw] { // copies: clang 14 cannot capture bindings
                 sync_folder(rel, *nw.nfs_tree, fo, dest, fresh, st, nw);
                 nw.nfs_tree.reset();
             },

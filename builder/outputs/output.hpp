@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ib {
 
@@ -34,6 +35,13 @@ struct OutputWriteEnv {
 class Staging;
 class Output;
 
+// A path (relative to the output folder) that an output replaces, or writes into when it is a folder
+// updated in place: before the build, it must be absent or what this type of output wrote there.
+struct OutputTarget {
+    std::string path;
+    bool dir = false;
+};
+
 // Every node's instance of one per-node output, with its node, in recipe order.
 using NodeOutputs = std::vector<std::pair<const Output*, const NodeSpec*>>;
 
@@ -45,6 +53,10 @@ public:
     const std::string& path() const { return m_path; }
     // True when the output is a folder rather than a file.
     virtual bool is_dir() const { return false; }
+    // The paths no other output may equal, lie inside or hold: path(), and companion files.
+    virtual std::vector<std::string> areas() const { return {m_path}; }
+    // What the instance for `node` (nullptr for a shared output) replaces or updates in place.
+    virtual std::vector<OutputTarget> targets(const NodeSpec*) const { return {{m_path, is_dir()}}; }
     // What one write() wrote, relative to the output folder, for the log's "wrote ..." line: path(),
     // and for a per-node output that names its folders itself, the node's folders.
     virtual std::string written(const OutputWriteEnv&) const { return path() + (is_dir() ? "/" : ""); }

@@ -241,6 +241,15 @@ public:
         return "sdimage " + m_path + " (" + (m_layout.gpt ? "gpt" : "mbr") + ", boot " + std::to_string(m_layout.boot / k_mib) +
                " MiB, root " + (m_layout.root ? std::to_string(m_layout.root / k_mib) + " MiB" : std::string("auto")) + ")";
     }
+    std::vector<std::string> areas() const override {
+        if (!m_layout.bmap) return {m_path};
+        return {m_path, raw_path() + ".bmap"};
+    }
+    std::vector<OutputTarget> targets(const NodeSpec*) const override {
+        std::vector<OutputTarget> out;
+        for (auto& a : areas()) out.push_back({a, false});
+        return out;
+    }
 
     void write(const Tree& base, Staging& staging, const OutputWriteEnv& env) const override {
         std::string what = "output 'sdimage' " + m_path;
@@ -270,6 +279,7 @@ public:
         if (m_layout.root && root_need > root)
             throw Error(what + ": the root filesystem needs about " + std::to_string(root_need / k_mib + 1) + " MiB, root_size is " +
                         std::to_string(root / k_mib) + " MiB");
+        check_file_sizes(tree, boot_dir, root, what);
         uint64_t total = root_start + root + (m_layout.gpt ? m_layout.align : 0); // GPT's backup sits after the root
         if (m_layout.power_of_two) {
             uint64_t p = 1;
@@ -280,8 +290,7 @@ public:
 
         // A compressed image is written plain first, then compressed into place.
         bool compressed = m_layout.compression != archive::TarOptions::Compression::None;
-        std::string raw_path = compressed ? m_path.substr(0, m_path.rfind(".img") + 4) : m_path;
-        std::string temp = compressed ? staging.scratch_for(raw_path) : staging.temp_for(m_path);
+        std::string temp = compressed ? staging.scratch_for(raw_path()) : staging.temp_for(m_path);
         uint32_t mode = output_file_mode(tree);
         int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
         if (fd < 0) throw Error(errno_message("create '" + temp + "'", errno));
@@ -314,7 +323,7 @@ public:
             throw;
         }
         ::close(fd);
-        if (m_layout.bmap) write_bmap(temp, total, staging.temp_for(raw_path + ".bmap"));
+        if (m_layout.bmap) write_bmap(temp, total, staging.temp_for(raw_path() + ".bmap"));
         if (sum) staging.set_checksum(temp, sum->result(total));
         if (compressed) {
             std::string packed = staging.temp_for(m_path);
@@ -328,6 +337,28 @@ public:
 
 private:
     static uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+    // The image's path without its compression suffix: where its .bmap goes.
+    std::string raw_path() const {
+        bool compressed = m_layout.compression != archive::TarOptions::Compression::None;
+        return compressed ? m_path.substr(0, m_path.rfind(".img") + 4) : m_path;
+    }
+
+    // A file whose size (holes included) is more than the root partition could ever hold once the
+    // file is written to: an error before anything is written, not an image of its size.
+    static void check_file_sizes(const Tree& tree, const std::string& boot_dir, uint64_t root, const std::string& what) {
+        std::string biggest;
+        uint64_t size = 0;
+        tree.walk([&](const std::string& p, const Entry& e) {
+            if (e.type != FileType::Regular || e.size() <= size) return;
+            if (p == boot_dir || p.starts_with(boot_dir + "/")) return;
+            size = e.size();
+            biggest = p;
+        });
+        if (size > root)
+            throw Error(what + ": '" + biggest + "' is " + std::to_string(size) + " bytes, more than the root partition (" +
+                        std::to_string(root / k_mib) + " MiB) can ever hold");
+    }
 
     // The partition table: the boot partition (FAT) and the root (Linux), MBR or GPT.
     void write_table(int fd, const std::string& temp, uint64_t total, uint64_t boot_start, uint64_t root_start, uint64_t root,

@@ -43,6 +43,7 @@ class DirSource final : public Source {
 public:
     explicit DirSource(std::string dir) : m_dir(std::move(dir)) {}
     std::string describe() const override { return "folder " + m_dir; }
+    std::string folder() const override { return m_dir; }
 
     Tree read(Timestamp) const override { // a folder lists every folder
         Tree tree("base");

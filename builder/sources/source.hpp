@@ -26,6 +26,8 @@ public:
     // A tree whose only layer, "base", holds the source's files. Folders the source implies but does
     // not list (a tarball without "./usr/" before "./usr/bin/x") get `implied_mtime`, the build's time.
     virtual Tree read(Timestamp implied_mtime) const = 0;
+    // The host folder the source reads, for a `dir:` base ("" for the others).
+    virtual std::string folder() const { return {}; }
 };
 
 struct SourceOptions {

@@ -35,6 +35,7 @@
 // (C.UTF-8 needs nothing made) avoids it.
 #include "core/boot.hpp"
 #include "core/error.hpp"
+#include "core/host_file.hpp"
 #include "core/host_tool.hpp"
 #include "core/log.hpp"
 #include "core/recipe.hpp"
@@ -47,7 +48,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -200,14 +200,12 @@ std::optional<Text> read_text(const Doc& options, const std::string& key, StepPa
     t.from = *value;
     t.label = key + " '" + *value + "'";
     t.name = host_path(d->mark(), *value);
-    std::ifstream in(t.name, std::ios::binary);
-    if (!in) {
-        env.diag.error(d->mark(), env.what + ": " + errno_message("cannot read " + key + " '" + t.name + "'", errno));
+    auto text = host_file::read(t.name, host_file::k_text_max, key);
+    if (!text) {
+        env.diag.error(d->mark(), env.what + ": " + text.error());
         return std::nullopt;
     }
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    t.text = buffer.str();
+    t.text = std::move(text).value();
     return t;
 }
 

@@ -11,6 +11,7 @@
 #include "core/text_file.hpp"
 #include "steps/step.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <sstream>
 
@@ -71,7 +72,8 @@ class Locale final : public Step {
         for (auto& l : file.lines) {
             std::string_view t = text::trim(l);
             if (!t.starts_with("#")) continue;
-            t.remove_prefix(t.find_first_not_of('#'));
+            // A line of only '#' has nothing after them (npos: removing that much was undefined).
+            t.remove_prefix(std::min(t.size(), t.find_first_not_of('#')));
             if (words(t) == want) {
                 l = m_name + " UTF-8";
                 return;

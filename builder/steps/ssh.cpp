@@ -40,6 +40,7 @@
 #include "core/accounts.hpp"
 #include "core/boot.hpp"
 #include "core/error.hpp"
+#include "core/host_file.hpp"
 #include "core/openssh.hpp"
 #include "core/recipe.hpp"
 #include "core/units.hpp"
@@ -50,7 +51,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <sstream>
 
 namespace ib {
@@ -445,11 +445,12 @@ void parse_key_files(const Doc& map, StepParseEnv& env, std::vector<UserKeys>& o
         auto s = doc_string(d, env.diag, env.what + ": key file for '" + user + "'");
         if (!s) return;
         std::string host = host_path(d.mark(), *s);
-        std::ifstream in(host, std::ios::binary);
-        if (!in) {
-            env.diag.error(d.mark(), env.what + ": " + errno_message("key file '" + host + "'", errno));
+        auto text = host_file::read(host, host_file::k_text_max, "key file");
+        if (!text) {
+            env.diag.error(d.mark(), env.what + ": " + text.error());
             return;
         }
+        std::istringstream in(text.value());
         std::string line;
         size_t number = 0, found = 0;
         while (std::getline(in, line)) {

@@ -129,7 +129,7 @@ recipe pinned "{tarball: '$URL/base.tar', sha256: $SHA}"
 run 0 "first build" "$W/pinned.yaml"
 [ -f "$W/cache/downloads/$SHA" ] && ok "first build: the cache holds downloads/$SHA" || fail "first build: no downloads/$SHA in the cache ($(cached downloads))"
 cmp -s "$W/cache/downloads/$SHA" "$W/www/base.tar" && ok "first build: the cached file is the served tarball" || fail "first build: cached file differs from the served tarball"
-[ "$(cached downloads)" = "$SHA " ] && ok "first build: nothing else in downloads/" || fail "first build: downloads/ holds: $(cached downloads)"
+[ "$(cached downloads)" = "$SHA $SHA.sum " ] && ok "first build: nothing else in downloads/ but the record of its sha256" || fail "first build: downloads/ holds: $(cached downloads)"
 [ "$(requests /base.tar)" = 1 ] && ok "first build: one request" || fail "first build: $(requests /base.tar) requests"
 if bsdtar -xOf "$W/out/rootfs.tar" ./etc/hostname 2> /dev/null | grep -qx one; then ok "first build: rootfs.tar has the base's /etc/hostname"; else fail "first build: rootfs.tar lacks the base's /etc/hostname"; fi
 run 0 "second build" "$W/pinned.yaml"

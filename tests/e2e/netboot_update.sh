@@ -157,6 +157,18 @@ else
   eq "node-4 dropped: exports no longer lists it, and lists the 3 nodes left" "$(grep -oE '^/srv/nfs/node-[0-9]+ ' "$O/netboot/exports" | sort | tr -d ' ' | tr '\n' ' ')" \
     "/srv/nfs/node-1 /srv/nfs/node-2 /srv/nfs/node-3 "
 fi
+# Its kept folders stay imgbuild's (out/.imgbuild-outputs): node-4 back in the recipe needs no --force.
+"$IMGBUILD" validate --out "$O" "$W/r2.yaml" > "$W/back.out" 2> "$W/back.err"
+eq "node-4 back in the recipe: its kept folders are still taken for imgbuild's (validate exit code)" "$?" 0
+# A `dir` output over the NFS roots is refused before anything is written: they are the netboot output's.
+printf 'base: {image: rpi.img}\noutputs:\n  - dir: {path: nfs}\n' > "$W/over.yaml"
+listing "$O" > "$W/l-over"
+build over "$W/over.yaml"
+eq "a dir output over the netboot NFS roots: exit code" "$?" 2
+grep -q "output 'dir': '$O/nfs' exists (a folder) and was not written there by this output" "$W/over.err" &&
+  ok "a dir output over the netboot NFS roots: the error names the folder" || fail "dir over nfs: stderr: $(head -c 400 "$W/over.err")"
+listing "$O" > "$W/l-over2"
+cmp -s "$W/l-over" "$W/l-over2" && ok "a dir output over the netboot NFS roots: nothing changed" || fail "dir over nfs changed the folders"
 build prune "$W/r3.yaml" --prune
 eq "--prune: exit code" "$?" 0
 [ ! -e "$N/node-4" ] && [ ! -e "$O/tftp/b8-27-eb-00-00-04" ] && [ ! -e "$N/.manifests/node-4" ] &&

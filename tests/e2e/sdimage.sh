@@ -440,7 +440,7 @@ if command -v zstd > /dev/null; then
     else
       fail "$N: SHA256SUMS lists '$listed'; sha256sum -c: $(tr '\n' ' ' < "$d/sums.txt" | head -c 300)"
     fi
-    left=$(find "$d/o1" -mindepth 1 ! -name out.img.zst ! -name out.img.bmap ! -name SHA256SUMS | head -n 3 | tr '\n' ' ')
+    left=$(find "$d/o1" -mindepth 1 ! -name out.img.zst ! -name out.img.bmap ! -name SHA256SUMS ! -name .imgbuild-outputs | head -n 3 | tr '\n' ' ')
     if [ -z "$left" ]; then ok "$N: no plain image or temporary file left beside it"; else fail "$N: left in the out folder: $left"; fi
   else
     fail "$N: build exited $RC: $(head -c 600 "$d/o1.build.err")"

@@ -245,3 +245,66 @@ TEST_CASE("an unpinned image is cached by the file's identity: a changed file is
     CHECK_THROWS_WITH(open_disk_image(in, "").read(), not_an_image);
     CHECK(decoded(cache).size() == 2);
 }
+
+TEST_CASE("a decoded image changed in the cache is not used: it is decoded again, pinned or not", "[decode]") {
+    require_tool("zstd");
+    TempCache cache;
+    TempDir d;
+    std::string image = mostly_zero_image();
+    d.write("image.img", image);
+    run("cd " + d.path() + " && zstd -q -c image.img > image.img.zst");
+    std::string in = d.path() + "/image.img.zst";
+    std::string want = sha256_hex(image);
+    auto not_an_image = StartsWith("image '" + in + "': no ext2/3/4 root filesystem");
+    for (std::string pin : {std::string(), sha256_file(in).value()}) {
+        CAPTURE(pin);
+        CHECK_THROWS_WITH(open_disk_image(in, pin).read(), not_an_image);
+        std::vector<std::string> names;
+        for (const auto& n : decoded(cache))
+            if (pin.empty() ? n.starts_with("file-") : n == pin + ".img") names.push_back(n);
+        REQUIRE(names.size() == 1);
+        std::string entry = cache.path("decoded/" + names[0]);
+        CHECK(sha256_file(entry).value() == want);
+        CHECK(std::filesystem::exists(entry + ".sum"));
+
+        // One byte flipped in place (size and mtime kept, as a careful hand or a bad disk would).
+        struct stat before {};
+        REQUIRE(::stat(entry.c_str(), &before) == 0);
+        int fd = ::open(entry.c_str(), O_WRONLY);
+        REQUIRE(fd >= 0);
+        REQUIRE(::pwrite(fd, "\x7f", 1, 100) == 1);
+        ::close(fd);
+        struct timespec times[2] = {before.st_atim, before.st_mtim};
+        REQUIRE(::utimensat(AT_FDCWD, entry.c_str(), times, 0) == 0);
+        REQUIRE_FALSE(sha256_file(entry).value() == want);
+
+        CHECK_THROWS_WITH(open_disk_image(in, pin).read(), not_an_image);
+        CHECK(sha256_file(entry).value() == want);
+
+        // Touched, the same bytes: hashed once, kept (same inode), its record renewed.
+        struct timespec later[2] = {{0, UTIME_OMIT}, {1600000000, 5}};
+        REQUIRE(::utimensat(AT_FDCWD, entry.c_str(), later, 0) == 0);
+        REQUIRE(::stat(entry.c_str(), &before) == 0);
+        CHECK_THROWS_WITH(open_disk_image(in, pin).read(), not_an_image);
+        struct stat after {};
+        REQUIRE(::stat(entry.c_str(), &after) == 0);
+        CHECK(after.st_ino == before.st_ino);
+        CHECK(sha256_file(entry).value() == want);
+    }
+}
+
+TEST_CASE("a decoded image without a recorded sha256 (an older imgbuild's) is decoded again", "[decode]") {
+    require_tool("zstd");
+    TempCache cache;
+    TempDir d;
+    std::string image = mostly_zero_image();
+    d.write("image.img", image);
+    run("cd " + d.path() + " && zstd -q -c image.img > image.img.zst");
+    std::string in = d.path() + "/image.img.zst";
+    std::string pin = sha256_file(in).value();
+    std::filesystem::create_directories(cache.path("decoded"));
+    std::string entry = cache.path("decoded/" + pin + ".img");
+    std::ofstream(entry, std::ios::binary) << "not what it should be";
+    CHECK_THROWS_WITH(open_disk_image(in, pin).read(), StartsWith("image '" + in + "': no ext2/3/4 root filesystem"));
+    CHECK(sha256_file(entry).value() == sha256_hex(image));
+}

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -93,7 +95,7 @@ TEST_CASE("fetch: a pinned file:// URL is downloaded once, then found by its sha
     std::string got = fetch::download("file://" + file, pin);
     CHECK(got == cache.path("downloads/" + pin));
     CHECK(slurp(got) == data);
-    CHECK(listing(cache, "downloads") == pin + "\n"); // no .part, no temp file
+    CHECK(listing(cache, "downloads") == pin + "\n" + pin + ".sum\n"); // no .part, no temp file; the record of its sha256
 
     // A hit reads nothing: the URL is gone, and another URL with the same pin gives the same file.
     fs::remove(file);
@@ -103,7 +105,7 @@ TEST_CASE("fetch: a pinned file:// URL is downloaded once, then found by its sha
     // A different pin is a miss: the (missing) URL is read, and the error names it.
     std::string other = sha256_hex("other");
     CHECK(error_of("file://" + file, other).starts_with("file://" + file + ": "));
-    CHECK(listing(cache, "downloads") == pin + "\n");
+    CHECK(listing(cache, "downloads") == pin + "\n" + pin + ".sum\n");
 }
 
 TEST_CASE("fetch: a sha256 mismatch fails naming both sums and leaves nothing in the cache", "[fetch]") {
@@ -128,7 +130,7 @@ TEST_CASE("fetch: a .part left by an earlier attempt is continued, not started o
 
     std::string got = fetch::download("file://" + file, pin);
     CHECK(slurp(got) == "AAAABBBB");
-    CHECK(listing(cache, "downloads") == pin + "\n");
+    CHECK(listing(cache, "downloads") == pin + "\n" + pin + ".sum\n");
 }
 
 TEST_CASE("fetch: a .part that cannot be continued is dropped and the download starts over", "[fetch]") {
@@ -140,7 +142,7 @@ TEST_CASE("fetch: a .part that cannot be continued is dropped and the download s
     std::ofstream(cache.path("downloads/" + pin + ".part"), std::ios::binary) << "longer than the file itself";
 
     CHECK(slurp(fetch::download("file://" + file, pin)) == "short");
-    CHECK(listing(cache, "downloads") == pin + "\n");
+    CHECK(listing(cache, "downloads") == pin + "\n" + pin + ".sum\n");
 }
 
 TEST_CASE("fetch: a URL that cannot be read fails naming it and leaves no empty .part", "[fetch]") {
@@ -200,4 +202,76 @@ TEST_CASE("base: local paths are checked as before; an image may be pinned", "[f
           "t.yaml:1:11: base: tarball '" + d.path() + "/missing.tar': No such file or directory");
     CHECK(parse_errors("{dir: " + d.path() + ", sha256: " + pin + "}", {}) ==
           "t.yaml:1:" + std::to_string(17 + d.path().size()) + ": base: sha256 pins a file; a folder has none");
+}
+
+TEST_CASE("fetch: a cached download changed on disk is hashed again; no longer the pinned file, it is fetched again", "[fetch]") {
+    TempCache cache;
+    TempDir src;
+    std::string data = "the base tarball, pinned\n";
+    std::string pin = sha256_hex(data);
+    std::string file = src.write("base.tar", data);
+    std::string url = "file://" + file;
+    std::string got = fetch::download(url, pin);
+    REQUIRE(slurp(got) == data);
+
+    SECTION("one byte changed: removed, downloaded again, the pinned bytes used") {
+        std::string bad = data;
+        bad[4] = 'X';
+        std::ofstream(got, std::ios::binary | std::ios::trunc) << bad;
+        CHECK(fetch::download(url, pin) == got);
+        CHECK(slurp(got) == data);
+    }
+    SECTION("changed, and the URL gone: the build fails rather than use it, and the bad file is gone") {
+        std::ofstream(got, std::ios::binary | std::ios::app) << "x";
+        fs::remove(file);
+        CHECK(error_of(url, pin).starts_with(url + ": "));
+        CHECK(listing(cache, "downloads").empty());
+    }
+    SECTION("touched but the same bytes: kept, and its record renewed") {
+        struct timespec times[2] = {{0, UTIME_OMIT}, {1600000000, 5}};
+        REQUIRE(::utimensat(AT_FDCWD, got.c_str(), times, 0) == 0);
+        fs::remove(file); // not read again
+        CHECK(fetch::download(url, pin) == got);
+        CHECK(fetch::download(url, pin) == got);
+    }
+    SECTION("a download whose bytes changed without its times changing is found by recheck") {
+        CHECK(fetch::recheck(pin)); // as pinned
+        // Rewrite the record so that it matches the corrupted file's times, as a disk losing bytes would.
+        std::string rec = slurp(got + ".sum");
+        std::ofstream(got, std::ios::binary | std::ios::trunc) << std::string(data.size(), 'z');
+        struct stat st {};
+        REQUIRE(::stat(got.c_str(), &st) == 0);
+        std::istringstream in(rec);
+        std::string sum;
+        in >> sum;
+        std::ofstream(got + ".sum", std::ios::trunc)
+            << sum << ' ' << st.st_size << ' ' << (int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec) << ' '
+            << (int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec) << ' ' << st.st_ino << '\n';
+        CHECK(slurp(fetch::download(url, pin)) == std::string(data.size(), 'z')); // a stat cannot see it
+        CHECK_FALSE(fetch::recheck(pin));
+        CHECK(listing(cache, "downloads").empty());
+        CHECK(slurp(fetch::download(url, pin)) == data);
+    }
+}
+
+TEST_CASE("fetch: a corrupt pinned .tar.zst in the cache does not fail every later build", "[fetch]") {
+    TempCache cache;
+    TempDir src;
+    src.write("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    REQUIRE(std::system(("tar -C " + src.path() + "/root -cf - . | zstd -q -o " + src.path() + "/base.tar.zst").c_str()) == 0);
+    std::string tarball = src.path() + "/base.tar.zst";
+    std::string pin = sha256_file(tarball).value();
+    std::string yaml = "tarball: file://" + tarball + "\nsha256: " + pin + "\n";
+    Diagnostics diag;
+    Doc doc = yaml::parse(yaml, "t.yaml", diag);
+    auto source = parse_base(doc, diag, {});
+    REQUIRE(source);
+    CHECK(source->read({1700000000, 0}).read_file("/etc/passwd") == "root:x:0:0:root:/root:/bin/sh\n");
+    // A byte in the middle of the cached copy flipped.
+    std::string cached = cache.path("downloads/" + pin);
+    std::string bytes = slurp(cached);
+    bytes[bytes.size() / 2] ^= 0x55;
+    std::ofstream(cached, std::ios::binary | std::ios::trunc) << bytes;
+    CHECK(source->read({1700000000, 0}).read_file("/etc/passwd") == "root:x:0:0:root:/root:/bin/sh\n");
+    CHECK(sha256_file(cached).value() == pin);
 }

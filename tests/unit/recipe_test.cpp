@@ -5,6 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <fstream>
+
 using namespace ib;
 using namespace ib::test;
 
@@ -191,4 +194,125 @@ TEST_CASE("templates", "[template]") {
 TEST_CASE("did you mean", "[diag]") {
     CHECK(closest("stesp", {"steps", "nodes", "vars"}) == "steps");
     CHECK(closest("zzzzzz", {"steps", "nodes"}).empty());
+}
+
+namespace {
+
+std::string check_errors(const TempDir& dir, const std::string& name, const OutputChecks& checks) {
+    std::string cwd = std::filesystem::current_path();
+    std::filesystem::current_path(dir.path());
+    std::string out;
+    try {
+        make_plan(name, {}, {}, &checks);
+    } catch (const Error& e) {
+        CHECK(e.exit_code() == k_exit_usage);
+        out = e.what();
+    }
+    std::filesystem::current_path(cwd);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("outputs may not lie inside one another, nor over SHA256SUMS", "[recipe]") {
+    TempDir d;
+    d.write("base/etc/hostname", "x\n");
+    d.write("r.yaml", R"(base: {dir: base}
+nodes: [{name: a, mac: "dc:a6:32:00:00:01"}, {name: b, mac: "dc:a6:32:00:00:02"}]
+outputs:
+  - dir: {path: r}
+  - tar: {path: r/a.tar}
+  - tar: {path: x.tar}
+  - tar: {path: x.tar/y.tar}
+  - dir: {path: "nfs/{{node.name}}"}
+  - netboot: {server: 10.0.0.1}
+  - sdimage: {path: n.img, bmap: true}
+  - dir: {path: n.img.bmap}
+  - dir: {path: SHA256SUMS}
+  - dir: {path: "per/{{node.name}}"}
+  - dir: {path: "per"}
+)");
+    CHECK(errors_of(d, "r.yaml") ==
+          "r.yaml:5:5: output 'tar': path 'r/a.tar' lies inside 'r', which the output at r.yaml:4:5 writes; outputs may not lie inside one another: give each its own path\n"
+          "r.yaml:7:5: output 'tar': path 'x.tar/y.tar' lies inside 'x.tar', which the output at r.yaml:6:5 writes; outputs may not lie inside one another: give each its own path\n"
+          "r.yaml:9:5: output 'netboot': path 'nfs' holds 'nfs/a', which the output at r.yaml:8:5 writes; outputs may not lie inside one another: give each its own path\n"
+          "r.yaml:11:5: output 'dir': path 'n.img.bmap' is already written by the output at r.yaml:10:5\n"
+          "r.yaml:12:5: output 'dir': path 'SHA256SUMS' is where imgbuild keeps its own 'SHA256SUMS' in the output folder; choose another path\n"
+          "r.yaml:14:5: output 'dir': path 'per' holds 'per/a', which the output at r.yaml:13:5 writes; outputs may not lie inside one another: give each its own path");
+}
+
+TEST_CASE("what an output would replace must be what imgbuild wrote there, unless --force", "[recipe]") {
+    TempDir d;
+    d.write("base/etc/hostname", "x\n");
+    d.write("r.yaml", R"(base: {dir: base}
+outputs:
+  - tar: {path: backup.tar}
+  - dir: {path: root}
+)");
+    OutputChecks checks;
+    checks.out_dir = "out";
+    CHECK(check_errors(d, "r.yaml", checks).empty()); // no output folder yet
+    std::filesystem::create_directories(d.path() + "/out/backup.tar/mine");
+    d.write("out/root", "a file of the user's\n");
+    d.write("out/SHA256SUMS", "someone else's\n");
+    CHECK(check_errors(d, "r.yaml", checks) ==
+          "output folder: 'out/SHA256SUMS' exists (a file) and was not written there by imgbuild in an earlier build; "
+          "imgbuild replaces only what it wrote: move it away, or pass --force to replace it\n"
+          "r.yaml:3:5: output 'tar': 'out/backup.tar' exists (a folder) and was not written there by this output in an earlier build; "
+          "imgbuild replaces only what it wrote: move it away, or pass --force to replace it\n"
+          "r.yaml:4:5: output 'dir': 'out/root' exists (a file) and was not written there by this output in an earlier build; "
+          "imgbuild replaces or updates only what it wrote: move it away, or pass --force to replace it");
+    checks.force = true;
+    CHECK(check_errors(d, "r.yaml", checks).empty());
+    checks.force = false;
+
+    SECTION("recorded as this output's, with the same inode: fine; another output type's, or another inode: not") {
+        std::filesystem::remove_all(d.path() + "/out");
+        d.write("out/backup.tar", "tar\n");
+        std::filesystem::create_directories(d.path() + "/out/root");
+        d.write("out/SHA256SUMS", "sums\n");
+        // Identities as stat(1) shows them: inode, birth time; a file's size and mtime too.
+        auto id = [&](const char* p) {
+            std::string cmd = "cd " + d.path() + "/out && stat -c '%i %.9W %s %.9Y %F' " + p + " | tr -d . | "
+                              "awk '{ print $1 \".\" $2 ($5 == \"directory\" ? \"\" : \".\" $3 \".\" $4) }' > " + d.path() + "/id";
+            REQUIRE(std::system(cmd.c_str()) == 0);
+            std::ifstream in(d.path() + "/id");
+            std::string s;
+            in >> s;
+            return s;
+        };
+        d.write("out/.imgbuild-outputs", "# comment\ntar file " + id("backup.tar") + " backup.tar\nnetboot dir " + id("root") +
+                                              " root\nchecksums file " + id("SHA256SUMS") + " SHA256SUMS\n");
+        CHECK(check_errors(d, "r.yaml", checks) ==
+              "r.yaml:4:5: output 'dir': 'out/root' exists (a folder) and was not written there by this output in an earlier build; "
+              "imgbuild replaces or updates only what it wrote: move it away, or pass --force to replace it");
+        std::filesystem::remove(d.path() + "/out/backup.tar");
+        d.write("out/backup.tar", "tar\n"); // the same bytes, but not the file imgbuild wrote
+        std::filesystem::remove_all(d.path() + "/out/root");
+        CHECK_THAT(check_errors(d, "r.yaml", checks), Catch::StartsWith("r.yaml:3:5: output 'tar': 'out/backup.tar' exists (a file) and was not"));
+    }
+    SECTION("a file where the path needs a folder, and an output folder that is a file") {
+        std::filesystem::remove_all(d.path() + "/out");
+        d.write("r2.yaml", "base: {dir: base}\noutputs: [{tar: {path: sub/a.tar}}]\n");
+        d.write("out/sub", "x");
+        CHECK(check_errors(d, "r2.yaml", checks) == "r2.yaml:2:12: output 'tar': 'out/sub' is a file, but 'out/sub/a.tar' is to be written inside it");
+        checks.out_dir = "out/sub";
+        CHECK(check_errors(d, "r2.yaml", checks) == "output folder 'out/sub' exists and is not a folder");
+    }
+}
+
+TEST_CASE("the output folder may not be inside a dir: base, nor hold it", "[recipe]") {
+    TempDir d;
+    d.write("base/etc/hostname", "x\n");
+    d.write("r.yaml", "base: {dir: base}\noutputs: [{tar: {path: a.tar}}]\n");
+    OutputChecks checks;
+    for (const char* out : {"base/out", "base", "."}) {
+        CAPTURE(out);
+        checks.out_dir = out;
+        CHECK_THAT(check_errors(d, "r.yaml", checks),
+                   Catch::StartsWith("r.yaml:1:13: base: the output folder '" + std::string(out) + "' (--out) ") &&
+                       Catch::EndsWith("every build would read the earlier outputs into the image; build into a folder outside the base"));
+    }
+    checks.out_dir = "out";
+    CHECK(check_errors(d, "r.yaml", checks).empty());
 }

@@ -145,7 +145,7 @@ TEST_CASE("ssh checks every key and option when the recipe is read", "[ssh][step
           "t.yaml:1:24: step 'ssh': key on line 4 of '" + pub +
               "' for 'pi': the key data after 'ssh-ed25519' is not valid base64\n"
               "t.yaml:1:" +
-              std::to_string(26 + pub.size()) + ": step 'ssh': key file '" + d.path() +
+              std::to_string(26 + pub.size()) + ": step 'ssh': cannot read key file '" + d.path() +
               "/none.pub': No such file or directory");
     CHECK(
         error_of("ssh: {permit_root_login: maybe, host_keys: fresh, seed: x, pasword_authentication: no}") ==

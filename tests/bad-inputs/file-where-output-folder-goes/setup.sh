@@ -1,0 +1,2 @@
+mkdir -p out
+echo "not a folder" > out/images

@@ -1,0 +1,1 @@
+mkdir -p overlay/etc && echo hi > overlay/etc/motd && mkfifo overlay/etc/pipe

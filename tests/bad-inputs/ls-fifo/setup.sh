@@ -1,0 +1,1 @@
+mkfifo disk.img

@@ -1,0 +1,1 @@
+truncate -s 17M big.yaml

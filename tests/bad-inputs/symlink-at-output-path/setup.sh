@@ -1,0 +1,2 @@
+mkdir -p out
+ln -s /etc/passwd out/a.tar

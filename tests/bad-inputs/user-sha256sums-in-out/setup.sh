@@ -1,0 +1,2 @@
+mkdir -p out
+echo "0000  my-own-files.iso" > out/SHA256SUMS

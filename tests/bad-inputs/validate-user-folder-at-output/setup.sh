@@ -1,0 +1,2 @@
+mkdir -p out/root/home
+echo mine > out/root/home/notes
