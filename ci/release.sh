@@ -19,8 +19,9 @@
 #
 # and DIST/os_list.json (Raspberry Pi Imager's repository format; IMGBUILD_RELEASE_URL prefixes the
 # image URLs, which are otherwise relative to DIST), DIST/SHA256SUMS over every file, and with
-# IMGBUILD_GPG_KEY (a key id in gpg's keyring) DIST/SHA256SUMS.asc. DIST is replaced only once all of it
-# is written. Two runs on one commit give the same bytes (but the signature).
+# IMGBUILD_GPG_KEY (a key id in gpg's keyring) DIST/SHA256SUMS.asc, with IMGBUILD_SIGNIFY_KEY (a
+# signify secret key file without a passphrase) DIST/SHA256SUMS.sig. DIST is replaced only once all of
+# it is written. Two runs on one commit give the same bytes (but the signatures).
 #
 # IMGBUILD: the imgbuild binary to use (default: build it into build/ as ci/demo.sh does).
 # Runs as root for recipes with netboot or dir outputs (real owners); no loop device, mount, KVM or
@@ -298,6 +299,10 @@ jq -S -n --argjson l "$os_list" '{os_list: $l}' > "$dist/os_list.json"
 if [ -n "${IMGBUILD_GPG_KEY:-}" ]; then
   gpg --batch --yes --local-user "$IMGBUILD_GPG_KEY" --armor --detach-sign -o "$dist/SHA256SUMS.asc" "$dist/SHA256SUMS"
 fi
+if [ -n "${IMGBUILD_SIGNIFY_KEY:-}" ]; then
+  imgbuild_install_deps signify-openbsd
+  signify-openbsd -S -s "$IMGBUILD_SIGNIFY_KEY" -m "$dist/SHA256SUMS" -x "$dist/SHA256SUMS.sig"
+fi
 
 # Everything is written: replace DIST in one step (the old one is removed after).
 if [ -e "$out" ]; then mv "$out" "$stage/old"; fi
@@ -312,7 +317,12 @@ echo
 if [ -f "$out/SHA256SUMS.asc" ]; then
   echo "verify (with the signer's public key imported):"
   echo "  cd $out && gpg --verify SHA256SUMS.asc SHA256SUMS && sha256sum -c SHA256SUMS"
-else
-  echo "verify (unsigned: set IMGBUILD_GPG_KEY to sign):"
+fi
+if [ -f "$out/SHA256SUMS.sig" ]; then
+  echo "verify (with the signer's signify public key, KEY.pub):"
+  echo "  cd $out && signify-openbsd -V -p KEY.pub -x SHA256SUMS.sig -m SHA256SUMS && sha256sum -c SHA256SUMS"
+fi
+if [ ! -f "$out/SHA256SUMS.asc" ] && [ ! -f "$out/SHA256SUMS.sig" ]; then
+  echo "verify (unsigned: set IMGBUILD_GPG_KEY or IMGBUILD_SIGNIFY_KEY to sign):"
   echo "  cd $out && sha256sum -c SHA256SUMS"
 fi

@@ -4,7 +4,8 @@
 # partition, netboot trees for two nodes), twice, from different folders, umasks and TMPDIRs:
 #   - both dist/ folders are byte-identical except the signatures;
 #   - SHA256SUMS.asc (a throwaway gpg key, in a GNUPGHOME of its own) verifies in a keyring that holds
-#     the public key only, and sha256sum -c passes;
+#     the public key only, SHA256SUMS.sig (a throwaway signify key, when signify-openbsd is installed)
+#     with the public key file, and sha256sum -c passes;
 #   - every JSON file parses (jq); the manifest says what --version says, hashes the recipe file as
 #     sha256sum does, lists the artifact files with their sizes and sha256, the partition table with
 #     the PARTUUIDs cmdline.txt uses, and the packages of the dpkg status (config-files ones left out);
@@ -101,10 +102,19 @@ release() { # DIST [env argument...]: ci/release.sh on the recipe, its output in
     > "$W/log" 2>&1 || { cat "$W/log" >&2; fail "ci/release.sh failed (above)"; }
 }
 t0=$(date +%s.%N)
-(cd "$P" && release "$W/one/dist" SOURCE_DATE_EPOCH=1700000000 IMGBUILD_GPG_KEY="$key")
+signify=()
+if command -v signify-openbsd > /dev/null; then
+  signify-openbsd -G -n -p "$W/signify.pub" -s "$W/signify.sec" -c "imgbuild release test"
+  signify=(IMGBUILD_SIGNIFY_KEY="$W/signify.sec")
+fi
+(cd "$P" && release "$W/one/dist" SOURCE_DATE_EPOCH=1700000000 IMGBUILD_GPG_KEY="$key" "${signify[@]}")
 t1=$(date +%s.%N)
 echo "ok: release.sh in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
 grep -q 'gpg --verify SHA256SUMS.asc SHA256SUMS' "$W/log" || fail "release.sh did not print the verify command: $(tail -n 3 "$W/log")"
+if [ ${#signify[@]} -gt 0 ]; then
+  grep -q 'signify-openbsd -V -p KEY.pub -x SHA256SUMS.sig -m SHA256SUMS' "$W/log" ||
+    fail "release.sh did not print the signify verify command: $(tail -n 3 "$W/log")"
+fi
 mkdir -p "$W/tmp2"
 (cd "$W/tmp2" && umask 077 && release "$W/two/dist" SOURCE_DATE_EPOCH=1700000000 IMGBUILD_GPG_KEY="$key" TMPDIR="$W/tmp2")
 D=$W/one/dist
@@ -112,9 +122,9 @@ R=$D/tiny-$version
 [ -d "$R" ] || fail "no $R: $(ls "$D")"
 
 # 1. Two runs, the same bytes (but the signatures, which carry their own time).
-diff -r --no-dereference -x SHA256SUMS.asc "$D" "$W/two/dist" > "$W/diff" ||
+diff -r --no-dereference -x SHA256SUMS.asc -x SHA256SUMS.sig "$D" "$W/two/dist" > "$W/diff" ||
   fail "two runs differ: $(head -n 5 "$W/diff")"
-n=$(find "$D" -type f ! -name '*.asc' | wc -l)
+n=$(find "$D" -type f ! -name '*.asc' ! -name '*.sig' | wc -l)
 echo "ok: two runs give the same $n files, byte for byte"
 for want in tiny.img.xz tiny.img.zst tiny.img.bmap tiny-rootfs.tar.zst tiny-trees.tar.zst \
   tiny.manifest.json tiny.spdx.json tiny-rootfs.manifest.json tiny-rootfs.spdx.json tiny-trees.manifest.json tiny-trees.spdx.json; do
@@ -129,6 +139,16 @@ gpg --homedir "$W/gnupg" --batch --export --armor "$key" 2> /dev/null | gpg --ba
 (cd "$D" && gpg --batch --verify SHA256SUMS.asc SHA256SUMS) 2> "$W/verify.log" || fail "gpg --verify failed: $(cat "$W/verify.log")"
 (cd "$D" && sha256sum --quiet -c SHA256SUMS) || fail "sha256sum -c SHA256SUMS failed"
 [ "$(wc -l < "$D/SHA256SUMS")" = "$((n - 1))" ] || fail "SHA256SUMS lists $(wc -l < "$D/SHA256SUMS") files, dist has $((n - 1)) besides it"
+if [ ${#signify[@]} -gt 0 ]; then
+  (cd "$D" && signify-openbsd -V -q -p "$W/signify.pub" -x SHA256SUMS.sig -m SHA256SUMS) ||
+    fail "signify-openbsd -V failed on SHA256SUMS.sig"
+  { cat "$D/SHA256SUMS"; echo "0000  forged"; } > "$W/forged"
+  ! signify-openbsd -V -q -p "$W/signify.pub" -x "$D/SHA256SUMS.sig" -m "$W/forged" 2> /dev/null ||
+    fail "signify-openbsd accepted SHA256SUMS.sig for another SHA256SUMS"
+  echo "ok: SHA256SUMS.sig verified with the signify public key"
+else
+  echo "note: signify-openbsd is not installed: the signify signature is not tested"
+fi
 echo "0 tampered" >> "$R/tiny.manifest.json"
 ! (cd "$D" && sha256sum --quiet -c SHA256SUMS > /dev/null 2>&1) || fail "sha256sum -c missed a changed file"
 cp "$W/two/dist/tiny-$version/tiny.manifest.json" "$R/"
