@@ -3,17 +3,19 @@
 #include "core/commands.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/manifest.hpp"
 #include "core/validate.hpp"
+#include "version.hpp" // generated at build time from git (cmake/version.cmake)
 
 #include <CLI/CLI.hpp>
 
 #include <clocale>
+#include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
-#ifndef IMGBUILD_VERSION
-#define IMGBUILD_VERSION "0.0.0"
-#endif
 
 namespace {
 
@@ -47,6 +49,40 @@ ib::Overrides parse_sets(const std::vector<std::string>& sets) {
     return out;
 }
 
+// The manifest is written beside FILE under a temporary name and renamed once complete. The temporary
+// file is made before the build, so that an unwritable FILE stops it before any output is written;
+// it is removed again when the build fails.
+class ManifestFile {
+public:
+    explicit ManifestFile(std::string file) : m_file(std::move(file)), m_temp(m_file + ".imgbuild-tmp") {
+        std::ofstream probe(m_temp, std::ios::binary | std::ios::trunc);
+        if (!probe)
+            throw ib::Error("imgbuild: --manifest '" + ib::validate::shown(m_file) + "': cannot create '" +
+                                ib::validate::shown(m_temp) + "'",
+                            ib::k_exit_usage);
+        m_open = true;
+    }
+    ~ManifestFile() {
+        if (m_open) std::remove(m_temp.c_str());
+    }
+    ManifestFile(const ManifestFile&) = delete;
+    ManifestFile& operator=(const ManifestFile&) = delete;
+
+    void commit(const std::string& json) {
+        std::ofstream out(m_temp, std::ios::binary | std::ios::trunc);
+        out << json;
+        out.close();
+        if (!out || std::rename(m_temp.c_str(), m_file.c_str()) != 0)
+            throw ib::Error("imgbuild: cannot write the manifest '" + ib::validate::shown(m_file) + "'");
+        m_open = false;
+    }
+
+private:
+    std::string m_file;
+    std::string m_temp;
+    bool m_open = false;
+};
+
 void print_warnings(const ib::Plan& plan) {
     for (const auto& w : plan.warnings) std::cerr << w << '\n';
 }
@@ -74,6 +110,10 @@ int main(int argc, char** argv) {
     app.add_flag("-v,--verbose", verbose, "say more (layers, every step per node)");
     app.add_flag("-q,--quiet", quiet, "only warnings and errors");
     app.add_flag("--insecure", insecure, "allow a base URL without a sha256 pin (then downloaded again every build)");
+    std::string manifest;
+    app.add_option("--manifest", manifest,
+                   "write what the build was made from and wrote (recipe files, base, vars, nodes, steps, output "
+                   "files with sha256) as JSON to FILE; with --dry-run, without the output files");
     bool force = false;
     app.add_flag("--force", force,
                  "replace what is at an output's path even when imgbuild did not write it there (a folder or file of "
@@ -143,13 +183,17 @@ int main(int argc, char** argv) {
         print_warnings(plan);
         if (dry_run) {
             std::cout << ib::describe(plan, out_dir);
+            if (!manifest.empty()) ManifestFile(manifest).commit(ib::manifest_json(plan, IMGBUILD_VERSION, ""));
             return ib::k_exit_ok;
         }
         ib::BuildOptions options;
         options.out_dir = out_dir;
         options.prune = prune;
         options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        std::optional<ManifestFile> manifest_file;
+        if (!manifest.empty()) manifest_file.emplace(manifest);
         ib::execute(plan, options);
+        if (manifest_file) manifest_file->commit(ib::manifest_json(plan, IMGBUILD_VERSION, out_dir));
         return ib::k_exit_ok;
     } catch (const ib::Error& e) {
         // Recipe errors are lines of "file:line:col: ..." already; a prefix would break the first.
