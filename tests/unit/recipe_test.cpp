@@ -2,6 +2,7 @@
 #include "core/error.hpp"
 #include "core/template.hpp"
 #include "helpers.hpp"
+#include "plan_errors.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -13,20 +14,6 @@ using namespace ib::test;
 
 namespace {
 
-// The recipe's error message, "" when it is valid. Paths in messages are relative to `dir`.
-std::string errors_of(const TempDir& dir, const std::string& name, const Overrides& overrides = {}) {
-    std::string cwd = std::filesystem::current_path();
-    std::filesystem::current_path(dir.path());
-    std::string out;
-    try {
-        make_plan(name, overrides);
-    } catch (const Error& e) {
-        CHECK(e.exit_code() == k_exit_usage);
-        out = e.what();
-    }
-    std::filesystem::current_path(cwd);
-    return out;
-}
 
 Plan plan_of(const TempDir& dir, const std::string& name, const Overrides& overrides = {}) {
     std::string cwd = std::filesystem::current_path();

@@ -12,6 +12,7 @@
 #include "ext/ext4_write.hpp"
 #include "helpers.hpp"
 #include "outputs/netboot.hpp"
+#include "plan_errors.hpp"
 #include "sources/source.hpp"
 #include "step_runner.hpp"
 
@@ -64,21 +65,6 @@ void refuses_all(const std::string& tmpl, const Hostile* list, size_t n) {
 }
 template <size_t N> void refuses(const std::string& tmpl, const Hostile (&list)[N]) {
     refuses_all(tmpl, list, N);
-}
-
-// The recipe's error message, "" when it is valid.
-std::string recipe_errors(const TempDir& dir, const std::string& name, const Overrides& overrides = {}) {
-    std::string cwd = std::filesystem::current_path();
-    std::filesystem::current_path(dir.path());
-    std::string out;
-    try {
-        make_plan(name, overrides);
-    } catch (const Error& e) {
-        CHECK(e.exit_code() == k_exit_usage);
-        out = e.what();
-    }
-    std::filesystem::current_path(cwd);
-    return out;
 }
 
 // A netboot recipe with `node` as its one node and `netboot` as the output's extra options.
@@ -144,7 +130,7 @@ TEST_CASE("recipe variables have identifier names, in vars: and --set alike", "[
     d.write("base/etc/hostname", "x\n");
     d.write("r.yaml",
             "base: {dir: base}\nvars:\n  \"{{d}}\": 1\n  ok: 2\noutputs:\n  - tar: {path: r.tar}\n");
-    CHECK(recipe_errors(d, "r.yaml") ==
+    CHECK(errors_of(d, "r.yaml") ==
           "r.yaml:3:3: vars: '{{d}}' is not a variable name: it must start with a letter or '_'");
 }
 
@@ -153,7 +139,7 @@ TEST_CASE("epochs every output can store; later ones are refused", "[values]") {
     d.write("base/etc/hostname", "x\n");
     auto recipe = [&](const std::string& epoch) {
         d.write("r.yaml", "base: {dir: base}\nepoch: " + epoch + "\noutputs:\n  - tar: {path: r.tar}\n");
-        return recipe_errors(d, "r.yaml");
+        return errors_of(d, "r.yaml");
     };
     CHECK(recipe("0") == "");
     CHECK(recipe("4294967295") == "");
@@ -170,7 +156,7 @@ TEST_CASE("dnsmasq.conf, exports and nodes.txt: no node field or netboot option 
     d.write("base/etc/hostname", "x\n");
     auto errors = [&](const std::string& recipe) {
         d.write("r.yaml", recipe);
-        return recipe_errors(d, "r.yaml");
+        return errors_of(d, "r.yaml");
     };
     REQUIRE(errors(netboot_recipe(
                 "{name: w1, mac: \"b8:27:eb:00:00:01\", serial: a1b2c3d4, ip: 10.0.0.11/24}", "")) == "");
@@ -185,7 +171,7 @@ TEST_CASE("dnsmasq.conf, exports and nodes.txt: no node field or netboot option 
                Contains("ip '10.0.0.-5/24' is not an IPv4 address"));
     d.write("r.yaml", "base: {dir: base}\nnodes: [{name: w1, mac: \"b8:27:eb:00:00:01\"}]\noutputs:\n  - "
                       "netboot: {server: \"-10.0.0.1\"}\n");
-    CHECK_THAT(recipe_errors(d, "r.yaml"), Contains("server '-10.0.0.1' is not an IPv4 address"));
+    CHECK_THAT(errors_of(d, "r.yaml"), Contains("server '-10.0.0.1' is not an IPv4 address"));
     {
         for (const auto& h : k_breaks) {
             INFO(h.what);
@@ -208,7 +194,7 @@ TEST_CASE("dnsmasq.conf, exports and nodes.txt: no node field or netboot option 
             d.write("r.yaml", "base: {dir: base}\nnodes: [{name: w1, mac: "
                               "\"b8:27:eb:00:00:01\"}]\noutputs:\n  - netboot: {server: " +
                                   v + "}\n");
-            CHECK(recipe_errors(d, "r.yaml") != "");
+            CHECK(errors_of(d, "r.yaml") != "");
             INFO("recipe name");
             CHECK(errors(netboot_recipe("{name: w1, mac: \"b8:27:eb:00:00:01\"}", "", "name: " + v + "\n")) !=
                   "");
@@ -422,7 +408,7 @@ TEST_CASE("SHA256SUMS: an output's path is one line", "[values]") {
         INFO(h.what);
         d.write("r.yaml",
                 std::string("base: {dir: base}\noutputs:\n  - tar: {path: \"a") + h.yaml + ".tar\"}\n");
-        CHECK(recipe_errors(d, "r.yaml") != "");
+        CHECK(errors_of(d, "r.yaml") != "");
     }
 }
 
@@ -477,7 +463,7 @@ TEST_CASE("SOURCE_DATE_EPOCH is held to the same range as epoch:", "[values]") {
     d.write("r.yaml", "base: {dir: base}\noutputs:\n  - tar: {path: r.tar}\n");
     auto with_env = [&](const char* value) {
         ::setenv("SOURCE_DATE_EPOCH", value, 1);
-        std::string out = recipe_errors(d, "r.yaml");
+        std::string out = errors_of(d, "r.yaml");
         ::unsetenv("SOURCE_DATE_EPOCH");
         return out;
     };
