@@ -59,6 +59,14 @@ std::string mostly_zero_image() {
     return img;
 }
 
+// `image` compressed by the zstd tool (ci/deps.sh installs it) as d/image.img.zst; its path.
+std::string zstd_file(const TempDir& d, const std::string& image) {
+    require_tool("zstd");
+    d.write("image.img", image);
+    run("cd " + d.path() + " && zstd -q -c image.img > image.img.zst");
+    return d.path() + "/image.img.zst";
+}
+
 uint64_t allocated(const std::string& path) {
     struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
@@ -224,12 +232,9 @@ TEST_CASE("a pinned image is verified while it is decoded and cached by its pin"
 }
 
 TEST_CASE("an unpinned image is cached by the file's identity: a changed file is decoded again", "[decode]") {
-    require_tool("zstd");
     TempCache cache;
     TempDir d;
-    d.write("image.img", mostly_zero_image());
-    run("cd " + d.path() + " && zstd -q -c image.img > image.img.zst");
-    std::string in = d.path() + "/image.img.zst";
+    std::string in = zstd_file(d, mostly_zero_image());
     auto not_an_image = StartsWith("image '" + in + "': no ext2/3/4 root filesystem");
     CHECK_THROWS_WITH(open_disk_image(in, "").read(), not_an_image);
     auto first = decoded(cache);
@@ -247,13 +252,10 @@ TEST_CASE("an unpinned image is cached by the file's identity: a changed file is
 }
 
 TEST_CASE("a decoded image changed in the cache is not used: it is decoded again, pinned or not", "[decode]") {
-    require_tool("zstd");
     TempCache cache;
     TempDir d;
     std::string image = mostly_zero_image();
-    d.write("image.img", image);
-    run("cd " + d.path() + " && zstd -q -c image.img > image.img.zst");
-    std::string in = d.path() + "/image.img.zst";
+    std::string in = zstd_file(d, image);
     std::string want = sha256_hex(image);
     auto not_an_image = StartsWith("image '" + in + "': no ext2/3/4 root filesystem");
     for (std::string pin : {std::string(), sha256_file(in).value()}) {
@@ -294,13 +296,10 @@ TEST_CASE("a decoded image changed in the cache is not used: it is decoded again
 }
 
 TEST_CASE("a decoded image without a recorded sha256 (an older imgbuild's) is decoded again", "[decode]") {
-    require_tool("zstd");
     TempCache cache;
     TempDir d;
     std::string image = mostly_zero_image();
-    d.write("image.img", image);
-    run("cd " + d.path() + " && zstd -q -c image.img > image.img.zst");
-    std::string in = d.path() + "/image.img.zst";
+    std::string in = zstd_file(d, image);
     std::string pin = sha256_file(in).value();
     std::filesystem::create_directories(cache.path("decoded"));
     std::string entry = cache.path("decoded/" + pin + ".img");
